@@ -1,0 +1,5 @@
+import sys
+
+from codebeaker.cli import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""``codebeaker serve`` and ``codebeaker images build``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from codebeaker.logs import configure_logging
+from codebeaker.settings import get_settings
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codebeaker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve JSON-RPC on /ws/jsonrpc")
+    serve.add_argument("--host", help="bind address (CODEBEAKER_HOST)")
+    serve.add_argument("--port", type=int, help="port (CODEBEAKER_PORT)")
+    images = commands.add_parser("images", help="runtime images")
+    images_commands = images.add_subparsers(dest="images_command", required=True)
+    build = images_commands.add_parser("build", help="build missing or changed runtime images")
+    build.add_argument("languages", nargs="*", help="only these languages (default: all)")
+    build.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    return parser
+
+
+def _serve(host: str | None, port: int | None) -> None:
+    from codebeaker.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        log_config=None,
+        # Frames a bit over our own limit still reach us, so we can answer limit_exceeded.
+        ws_max_size=settings.max_message_bytes * 2 + 4096,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _build_images(languages: Sequence[str], force: bool) -> int:
+    from codebeaker.images import build_images
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    builds = asyncio.run(build_images(settings, list(languages) or None, force=force))
+    for build in builds:
+        print(f"{build.image:<32} {build.status:<11} {build.seconds:6.1f}s")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        _serve(args.host, args.port)
+        return 0
+    return _build_images(args.languages, args.force)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

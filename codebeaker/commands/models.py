@@ -1,0 +1,213 @@
+"""The commands of ``session.execute``: one pydantic model each, told apart by ``type``.
+
+Wire names are camelCase; snake_case and the spec's legacy aliases are accepted too.
+Limits that depend on the server's settings read them from the validation context
+(``{"settings": Settings}``), so every bad field comes back in one pydantic error list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from codebeaker.settings import Settings
+
+__all__ = [
+    "Command",
+    "CopyFile",
+    "CreateDirectory",
+    "DeleteFile",
+    "ExecuteShell",
+    "ListDirectory",
+    "ReadFile",
+    "WriteFile",
+    "validate_env",
+]
+
+Encoding = Literal["utf8", "base64"]
+NonEmptyPath = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+def _settings(info: ValidationInfo) -> Settings | None:
+    context = info.context or {}
+    settings = context.get("settings")
+    return settings if isinstance(settings, Settings) else None
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class WriteFile(_Command):
+    """Create, replace or append to a file; parent directories are created."""
+
+    type: Literal["write_file"]
+    path: NonEmptyPath
+    encoding: Encoding = "utf8"
+    content: str
+    """Text (``utf8``) or base64 of the bytes (``base64``)."""
+    mode: Literal["Create", "Append", "CreateNew"] = "Create"
+    """``Overwrite`` is accepted as ``Create``."""
+
+    _path = field_validator("path")(_no_nul)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _legacy_mode(cls, value: object) -> object:
+        return "Create" if value == "Overwrite" else value
+
+    @field_validator("content")
+    @classmethod
+    def _decodable(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("encoding") == "base64":
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError(f"not valid base64: {exc}") from None
+        return value
+
+    def data(self) -> bytes:
+        if self.encoding == "base64":
+            return base64.b64decode(self.content)
+        return self.content.encode("utf-8", errors="surrogatepass")
+
+
+class ReadFile(_Command):
+    """Read a regular file, cut at ``maxBytes``."""
+
+    type: Literal["read_file"]
+    path: NonEmptyPath
+    encoding: Encoding = "utf8"
+    max_bytes: int | None = Field(None, gt=0)
+    """At most the server's ``read_file_limit_bytes``; unset means that limit."""
+
+    _path = field_validator("path")(_no_nul)
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _within_cap(cls, value: int | None, info: ValidationInfo) -> int | None:
+        settings = _settings(info)
+        if value is not None and settings and value > settings.read_file_limit_bytes:
+            raise ValueError(f"must be at most {settings.read_file_limit_bytes}")
+        return value
+
+
+class ExecuteShell(_Command):
+    """Run ``commandName`` with ``args`` as an argv list: no shell is involved."""
+
+    type: Literal["execute_shell", "shell"]
+    command_name: str = Field(
+        min_length=1,
+        validation_alias=AliasChoices("commandName", "command_name", "command"),
+    )
+    """The program; ``shell`` commands spell it ``command``."""
+    args: list[str] = Field(default_factory=list, max_length=4096)
+    working_directory: str = Field("/workspace", min_length=1, max_length=4096)
+    env: dict[str, str] = Field(default_factory=dict)
+    stdin: str | None = None
+    timeout_seconds: float | None = Field(None, gt=0)
+    """At most the server's ``max_command_timeout_seconds``; unset means its default."""
+
+    _nul_free = field_validator("command_name", "working_directory")(_no_nul)
+
+    @field_validator("args")
+    @classmethod
+    def _args_nul_free(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            _no_nul(arg)
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return validate_env(value)
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _within_cap(cls, value: float | None, info: ValidationInfo) -> float | None:
+        settings = _settings(info)
+        if value is not None and settings and value > settings.max_command_timeout_seconds:
+            raise ValueError(f"must be at most {settings.max_command_timeout_seconds:g}")
+        return value
+
+
+class CreateDirectory(_Command):
+    """Create a directory and its parents; an existing directory is fine."""
+
+    type: Literal["create_directory", "create_dir"]
+    path: NonEmptyPath
+
+    _path = field_validator("path")(_no_nul)
+
+
+class CopyFile(_Command):
+    """Copy one regular file; into a directory when ``destination`` is one."""
+
+    type: Literal["copy_file"]
+    source: NonEmptyPath = Field(
+        validation_alias=AliasChoices("source", "sourcePath", "source_path")
+    )
+    destination: NonEmptyPath = Field(
+        validation_alias=AliasChoices("destination", "destinationPath", "destination_path")
+    )
+    overwrite: bool = True
+
+    _paths = field_validator("source", "destination")(_no_nul)
+
+
+class DeleteFile(_Command):
+    """Delete a file, a symlink (never its target) or a directory."""
+
+    type: Literal["delete_file"]
+    path: NonEmptyPath
+    recursive: bool = False
+    """Required to delete a non-empty directory."""
+
+    _path = field_validator("path")(_no_nul)
+
+
+class ListDirectory(_Command):
+    type: Literal["list_directory", "list_files"]
+    path: NonEmptyPath = "."
+    recursive: bool = False
+    include_hidden: bool = False
+
+    _path = field_validator("path")(_no_nul)
+
+
+Command = Annotated[
+    WriteFile | ReadFile | ExecuteShell | CreateDirectory | CopyFile | DeleteFile | ListDirectory,
+    Field(discriminator="type"),
+]
+
+
+def validate_env(env: dict[str, str]) -> dict[str, str]:
+    """Names a process environment can hold: no ``=``, no NUL, not empty."""
+    for key, value in env.items():
+        if not key or "=" in key or "\0" in key:
+            raise ValueError(f"invalid environment variable name {key!r}")
+        _no_nul(value)
+    return env

@@ -1,0 +1,43 @@
+"""``execute_shell``: one argv, no shell, as the sandbox user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codebeaker.commands.models import ExecuteShell
+from codebeaker.commands.paths import resolve
+from codebeaker.sandbox.driver import Driver, ProcessRequest, ProcessResult
+from codebeaker.settings import Settings
+
+__all__ = ["execute_shell", "process_fields"]
+
+
+def process_fields(result: ProcessResult) -> dict[str, Any]:
+    """The wire form of a finished process; invalid UTF-8 becomes U+FFFD."""
+    return {
+        "stdout": result.stdout.decode("utf-8", errors="replace"),
+        "stderr": result.stderr.decode("utf-8", errors="replace"),
+        "exitCode": result.exit_code,
+        "timedOut": result.timed_out,
+        "truncated": result.truncated,
+    }
+
+
+async def execute_shell(
+    driver: Driver, command: ExecuteShell, settings: Settings
+) -> tuple[dict[str, Any], str | None]:
+    """Returns the result fields and the one-line error (None on success)."""
+    stdin = command.stdin
+    request = ProcessRequest(
+        argv=(command.command_name, *command.args),
+        workdir=resolve(command.working_directory),
+        timeout=command.timeout_seconds or settings.default_command_timeout_seconds,
+        output_limit=settings.output_limit_bytes,
+        env=command.env,
+        stdin=None if stdin is None else stdin.encode("utf-8", errors="surrogatepass"),
+    )
+    result = await driver.run(request)
+    error = result.error
+    if error is None and result.exit_code != 0:
+        error = f"nonzero_exit: {command.command_name} exited with code {result.exit_code}"
+    return process_fields(result), error

@@ -1,0 +1,125 @@
+"""Every error CodeBeaker raises, under one root.
+
+    CodeBeakerError
+    ├── InvalidParamsError (ValueError)          bad request fields, named in ``errors``
+    ├── SessionNotFoundError (KeyError)          unknown, closed or expired session
+    ├── SessionTerminatedError                   its container died behind our back
+    ├── UnsupportedLanguageError (ValueError)    not in the runtime registry
+    ├── LimitExceededError                       a server capacity limit
+    ├── UnauthorizedError (PermissionError)      missing or wrong API key
+    ├── CommandFailedError                       a command ran and failed: a result
+    └── SandboxError                             the Docker layer failed
+        ├── SandboxUnavailableError (ConnectionError)   the engine cannot be reached
+        ├── ContainerGoneError (LookupError)            the container no longer exists or runs
+        └── ImageMissingError (LookupError)             a runtime image was never built
+
+Library errors (``aiodocker.DockerError``, ``aiohttp`` errors) are translated into these at
+the Docker boundary; JSON-RPC codes are chosen in ``codebeaker.rpc.errors`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "CodeBeakerError",
+    "CommandFailedError",
+    "ContainerGoneError",
+    "ImageMissingError",
+    "InvalidParamsError",
+    "LimitExceededError",
+    "SandboxError",
+    "SandboxUnavailableError",
+    "SessionNotFoundError",
+    "SessionTerminatedError",
+    "UnauthorizedError",
+    "UnsupportedLanguageError",
+]
+
+
+class CodeBeakerError(Exception):
+    """Root of every error CodeBeaker raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidParamsError(CodeBeakerError, ValueError):
+    """Request fields failed validation; ``errors`` names each one (pydantic's shape)."""
+
+    def __init__(self, errors: Sequence[dict[str, Any]], message: str = "Invalid params") -> None:
+        super().__init__(message)
+        self.errors = list(errors)
+
+    @classmethod
+    def single(
+        cls, loc: Sequence[str | int], msg: str, type_: str = "value_error"
+    ) -> InvalidParamsError:
+        return cls([{"loc": list(loc), "msg": msg, "type": type_}], f"Invalid params: {msg}")
+
+
+class SessionNotFoundError(CodeBeakerError, KeyError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session not found: {session_id}")
+        self.session_id = session_id
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
+        return self.message
+
+
+class SessionTerminatedError(CodeBeakerError):
+    def __init__(self, session_id: str, reason: str) -> None:
+        super().__init__(f"session {session_id} was terminated: {reason}")
+        self.session_id = session_id
+
+
+class UnsupportedLanguageError(CodeBeakerError, ValueError):
+    def __init__(self, language: str, supported: Sequence[str]) -> None:
+        super().__init__(f"unsupported language: {language!r}")
+        self.language = language
+        self.supported = list(supported)
+
+
+class LimitExceededError(CodeBeakerError):
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class UnauthorizedError(CodeBeakerError, PermissionError):
+    pass
+
+
+class CommandFailedError(CodeBeakerError):
+    """A command that ran but failed; shown to clients as ``"<kind>: <detail>"``."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class SandboxError(CodeBeakerError):
+    """The Docker layer failed in a way the client cannot fix."""
+
+
+class SandboxUnavailableError(SandboxError, ConnectionError):
+    pass
+
+
+class ContainerGoneError(SandboxError, LookupError):
+    def __init__(self, container_id: str, reason: str = "container is gone") -> None:
+        super().__init__(f"{reason} ({container_id[:12]})")
+        self.container_id = container_id
+        self.reason = reason
+
+
+class ImageMissingError(SandboxError, LookupError):
+    def __init__(self, image: str) -> None:
+        super().__init__(f"runtime image {image} is missing; run `codebeaker images build`")
+        self.image = image

@@ -1,0 +1,106 @@
+"""Params of each JSON-RPC method: camelCase on the wire, snake_case accepted.
+
+Server maxima come from the validation context, so a value above one is an
+invalid-params error naming the field, never silently clamped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.alias_generators import to_camel
+
+from codebeaker.commands.models import Command, validate_env
+from codebeaker.settings import Settings
+
+__all__ = ["CreateSessionParams", "ExecuteParams", "NoParams", "RunParams", "SessionIdParams"]
+
+SessionId = Annotated[str, Field(min_length=1, max_length=256)]
+MEMORY_ALIAS = AliasChoices("memoryLimitMB", "memory_limit_mb", "memoryLimitMb")
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+def _at_most(value: float | None, info: ValidationInfo, maximum: str) -> float | None:
+    settings = (info.context or {}).get("settings")
+    if value is not None and isinstance(settings, Settings):
+        limit = getattr(settings, maximum)
+        if value > limit:
+            raise ValueError(f"must be at most {limit:g} (server maximum)")
+    return value
+
+
+class NoParams(_Params):
+    pass
+
+
+class SessionIdParams(_Params):
+    session_id: SessionId
+
+
+class ExecuteParams(_Params):
+    session_id: SessionId
+    command: Command
+
+
+class CreateSessionParams(_Params):
+    language: str = Field(min_length=1, max_length=64)
+    idle_timeout_minutes: float | None = Field(None, gt=0)
+    max_lifetime_minutes: float | None = Field(None, gt=0)
+    memory_limit_mb: int | None = Field(None, ge=16, validation_alias=MEMORY_ALIAS)
+    cpu_limit: float | None = Field(None, gt=0)
+    env: dict[str, str] = Field(default_factory=dict, max_length=256)
+
+    @field_validator("idle_timeout_minutes")
+    @classmethod
+    def _idle(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _at_most(value, info, "max_idle_timeout_minutes")
+
+    @field_validator("max_lifetime_minutes")
+    @classmethod
+    def _lifetime(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _at_most(value, info, "max_lifetime_minutes")
+
+    @field_validator("memory_limit_mb")
+    @classmethod
+    def _memory(cls, value: int | None, info: ValidationInfo) -> int | None:
+        _at_most(value, info, "max_memory_mb")
+        return value
+
+    @field_validator("cpu_limit")
+    @classmethod
+    def _cpu(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _at_most(value, info, "max_cpu_limit")
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        return validate_env(value)
+
+
+class RunParams(_Params):
+    language: str = Field(min_length=1, max_length=64)
+    code: str = Field(max_length=10 * 1024 * 1024)
+    stdin: str | None = None
+    timeout_seconds: float | None = Field(None, gt=0)
+    memory_limit_mb: int | None = Field(None, ge=16, validation_alias=MEMORY_ALIAS)
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _timeout(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _at_most(value, info, "max_command_timeout_seconds")
+
+    @field_validator("memory_limit_mb")
+    @classmethod
+    def _memory(cls, value: int | None, info: ValidationInfo) -> int | None:
+        _at_most(value, info, "max_memory_mb")
+        return value

@@ -1,0 +1,1 @@
+"""The Docker side: engine client, hardened container config, drivers, guest helper."""

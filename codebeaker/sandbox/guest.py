@@ -1,0 +1,318 @@
+"""CodeBeaker's in-container helper: file operations under the path rules, and the tree kill.
+
+Baked into every runtime image at /opt/codebeaker/guest.py and run as the sandbox user
+(uid 1000) through the Docker exec API. Standard library only: it runs on the image's
+interpreter (Debian bookworm's 3.11), not the server's. One JSON request on stdin, one JSON
+reply on stdout: ``{"ok": true, ...}`` or ``{"ok": false, "kind": "...", "message": "..."}``.
+
+Paths are resolved *inside* the container (``..`` and symlinks included) so a symlink
+planted by user code can never lead a file operation out of /workspace or /tmp.
+"""
+
+import base64
+import errno
+import json
+import os
+import shutil
+import signal
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+Request = dict[str, Any]
+Reply = dict[str, Any]
+
+ROOTS = ("/workspace", "/tmp")
+MARKER_ENV = "CODEBEAKER_RUN"
+MAX_LIST_ENTRIES = 10000
+
+ERRNO_KINDS = {
+    errno.ENOENT: "file_not_found",
+    errno.EEXIST: "file_exists",
+    errno.EISDIR: "not_a_regular_file",
+    errno.ENOTDIR: "not_a_directory",
+    errno.ENOTEMPTY: "directory_not_empty",
+    errno.ENOSPC: "no_space",
+    errno.EDQUOT: "no_space",
+    errno.EFBIG: "file_too_large",
+    errno.EACCES: "permission_denied",
+    errno.EPERM: "permission_denied",
+    errno.EROFS: "permission_denied",
+    errno.ELOOP: "path_outside_workspace",
+}
+
+
+class GuestError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _inside(path: str) -> bool:
+    return any(path == root or path.startswith(root + "/") for root in ROOTS)
+
+
+def resolve(path: str, follow_last: bool = True) -> str:
+    """The real absolute path, or GuestError when it leaves the allowed roots."""
+    if not path.startswith("/"):
+        path = os.path.join("/workspace", path)
+    if follow_last:
+        real = os.path.realpath(path)
+    else:  # act on a symlink itself (delete, list), never on what it points to
+        head, tail = os.path.split(os.path.normpath(path))
+        real = os.path.join(os.path.realpath(head), tail) if tail else os.path.realpath(head)
+    if not _inside(real):
+        raise GuestError("path_outside_workspace", path)
+    return real
+
+
+def _iso(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _makedirs(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise GuestError("not_a_directory", path) from None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def op_write(req: Request) -> Reply:
+    path = resolve(req["path"])
+    if path in ROOTS:
+        raise GuestError("not_a_regular_file", path)
+    data = base64.b64decode(req["content"])
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= {"Create": os.O_TRUNC, "Append": os.O_APPEND, "CreateNew": os.O_EXCL}[req["mode"]]
+    _makedirs(os.path.dirname(path))
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        kind = "file_exists" if req["mode"] == "CreateNew" else "not_a_regular_file"
+        raise GuestError(kind, path) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GuestError("not_a_regular_file", path)
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+    return {"path": path, "bytes": len(data)}
+
+
+def op_read(req: Request) -> Reply:
+    path = resolve(req["path"])
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise GuestError("not_a_regular_file", path)
+        limit = int(req["max_bytes"])
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    truncated = len(data) > limit
+    data = data[:limit]
+    return {
+        "path": path,
+        "content": base64.b64encode(data).decode("ascii"),
+        "bytes": len(data),
+        "size": max(info.st_size, len(data)),
+        "truncated": truncated,
+    }
+
+
+def op_mkdir(req: Request) -> Reply:
+    path = resolve(req["path"])
+    _makedirs(path)
+    return {"path": path}
+
+
+def op_copy(req: Request) -> Reply:
+    source = resolve(req["source"])
+    destination = resolve(req["destination"])
+    if os.path.isdir(destination):
+        destination = resolve(os.path.join(destination, os.path.basename(source)))
+    src_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(src_fd).st_mode):
+            raise GuestError("not_a_regular_file", source)
+        if source == destination:
+            raise GuestError("file_exists", destination)
+        _makedirs(os.path.dirname(destination))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags |= os.O_TRUNC if req["overwrite"] else os.O_EXCL
+        dst_fd = os.open(destination, flags, 0o644)
+        try:
+            copied = 0
+            while chunk := os.read(src_fd, 1 << 20):
+                _write_all(dst_fd, chunk)
+                copied += len(chunk)
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+    return {"source": source, "destination": destination, "bytes": copied}
+
+
+def op_delete(req: Request) -> Reply:
+    path = resolve(req["path"], follow_last=False)
+    if path in ROOTS:
+        raise GuestError("permission_denied", "refusing to delete " + path)
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode):
+        if req["recursive"]:
+            shutil.rmtree(path)
+        else:
+            os.rmdir(path)
+    else:
+        os.unlink(path)
+    return {"path": path, "deleted": True}
+
+
+def _entry(path: str, name: str, info: os.stat_result) -> Reply:
+    if stat.S_ISLNK(info.st_mode):
+        kind = "symlink"
+    elif stat.S_ISDIR(info.st_mode):
+        kind = "directory"
+    else:
+        kind = "file"
+    return {
+        "name": name,
+        "path": path,
+        "type": kind,
+        "size": info.st_size if kind == "file" else 0,
+        "modifiedAt": _iso(info.st_mtime),
+    }
+
+
+def op_list(req: Request) -> Reply:
+    root = resolve(req["path"])
+    if not os.path.isdir(root):
+        raise GuestError("not_a_directory" if os.path.exists(root) else "file_not_found", root)
+    entries: list[Reply] = []
+    pending, truncated = [root], False
+    while pending and not truncated:
+        directory = pending.pop()
+        with os.scandir(directory) as scan:
+            for item in scan:
+                if item.name.startswith(".") and not req["include_hidden"]:
+                    continue
+                if len(entries) >= MAX_LIST_ENTRIES:
+                    truncated = True
+                    break
+                info = item.stat(follow_symlinks=False)
+                entries.append(_entry(item.path, item.name, info))
+                if req["recursive"] and stat.S_ISDIR(info.st_mode):
+                    pending.append(item.path)
+    entries.sort(key=lambda entry: entry["path"])
+    return {"path": root, "entries": entries, "truncated": truncated}
+
+
+def _processes() -> Iterator[tuple[int, int, list[bytes]]]:
+    """(pid, start tick, carries marker) for each live process of our uid but ourselves."""
+    uid, me = os.getuid(), os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if fields[0] in (b"Z", b"X") or os.stat("/proc/" + name).st_uid != uid:
+                continue
+            try:
+                with open(f"/proc/{name}/environ", "rb") as handle:
+                    environ = handle.read().split(b"\0")
+            except OSError:
+                environ = []
+            yield int(name), int(fields[19]), environ
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+
+
+def _boot_ticks(epoch: float) -> int:
+    with open("/proc/stat") as handle:
+        btime = next(int(line.split()[1]) for line in handle if line.startswith("btime"))
+    return int((epoch - btime) * os.sysconf("SC_CLK_TCK"))
+
+
+def op_kill(req: Request) -> Reply:
+    """Kill every process of one command: those carrying its marker, and anything of the
+    sandbox uid started since the command began (which catches ``setsid`` and ``env -i``
+    escapees). Commands of one session run one at a time, so nothing else is that young."""
+    tag = f"{MARKER_ENV}={req['marker']}".encode()
+    anchor = _boot_ticks(req["since"]) if req.get("since") else None
+    killed: set[int] = set()
+    for _ in range(200):
+        procs = list(_processes())
+        marked = [start for _, start, environ in procs if tag in environ]
+        if marked:
+            anchor = min(marked) if anchor is None else min(anchor, *marked)
+        targets = [
+            pid
+            for pid, start, environ in procs
+            if tag in environ or (anchor is not None and start >= anchor)
+        ]
+        if not targets:
+            break
+        for sig in (signal.SIGSTOP, signal.SIGKILL):  # freeze first so nothing forks mid-kill
+            for pid in targets:
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+        killed.update(targets)
+        time.sleep(0.005)
+    return {"killed": len(killed)}
+
+
+OPS: dict[str, Callable[[Request], Reply]] = {
+    "write": op_write,
+    "read": op_read,
+    "mkdir": op_mkdir,
+    "copy": op_copy,
+    "delete": op_delete,
+    "list": op_list,
+    "kill": op_kill,
+}
+
+
+def handle(req: Request) -> Reply:
+    """One request to one reply; never raises, so the caller always gets JSON back."""
+    try:
+        return dict(OPS[req["op"]](req), ok=True)
+    except GuestError as exc:
+        return {"ok": False, "kind": exc.kind, "message": exc.message}
+    except OSError as exc:
+        kind = ERRNO_KINDS.get(exc.errno or 0, "io_error")
+        return {"ok": False, "kind": kind, "message": exc.filename or exc.strerror or str(exc)}
+    except (KeyError, ValueError, TypeError) as exc:
+        return {"ok": False, "kind": "bad_request", "message": repr(exc)}
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.buffer.read())
+    sys.stdout.write(json.dumps(handle(request)))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The Docker create config of a sandbox container: every hardening setting in one place.
+
+docs/security.md says what each line defends against; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from codebeaker.constants import KEEPALIVE_USER, TMP, WORKSPACE
+
+__all__ = ["ContainerLimits", "container_config"]
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ContainerLimits:
+    memory_mb: int
+    cpu_limit: float
+    pids_limit: int
+    workspace_size_mb: int
+    tmp_size_mb: int
+    max_file_size_mb: int
+    nofile: int
+
+
+def _tmpfs(size_mb: int, *extra: str) -> str:
+    """A size-capped tmpfs: no device files, no set-uid binaries."""
+    return ",".join(("rw", "nosuid", "nodev", *extra, f"size={size_mb}m"))
+
+
+def container_config(
+    image: str,
+    limits: ContainerLimits,
+    labels: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A container that idles as an unprivileged keep-alive until we exec into it."""
+    memory = limits.memory_mb * MIB
+    max_file = limits.max_file_size_mb * MIB
+    return {
+        "Image": image,
+        # docker-init reaps zombies; `sleep` keeps the container up. Both run as nobody,
+        # so user code (uid 1000) can neither signal them nor take the container down.
+        "Cmd": ["sleep", "infinity"],
+        "User": KEEPALIVE_USER,
+        "WorkingDir": WORKSPACE,
+        "Env": [f"{key}={value}" for key, value in (env or {}).items()],
+        "Labels": dict(labels),
+        "NetworkDisabled": True,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        "Tty": False,
+        "OpenStdin": False,
+        "StopSignal": "SIGKILL",
+        "HostConfig": {
+            "NetworkMode": "none",
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges:true"],
+            "ReadonlyRootfs": True,
+            "Privileged": False,
+            "Init": True,
+            "IpcMode": "private",
+            "Memory": memory,
+            "MemorySwap": memory,  # equal: no swap, so a memory bomb meets the OOM killer
+            "OomKillDisable": False,
+            "NanoCpus": int(limits.cpu_limit * 1e9),
+            "PidsLimit": limits.pids_limit,
+            "Ulimits": [
+                {"Name": "nofile", "Soft": limits.nofile, "Hard": limits.nofile},
+                {"Name": "fsize", "Soft": max_file, "Hard": max_file},
+                {"Name": "core", "Soft": 0, "Hard": 0},
+            ],
+            "Tmpfs": {
+                TMP: _tmpfs(limits.tmp_size_mb, "mode=1777"),
+                WORKSPACE: _tmpfs(limits.workspace_size_mb, "uid=1000", "gid=1000", "mode=0755"),
+            },
+            "RestartPolicy": {"Name": "no"},
+            "AutoRemove": False,
+            "LogConfig": {"Type": "none", "Config": {}},
+        },
+    }

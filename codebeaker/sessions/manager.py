@@ -1,0 +1,142 @@
+"""SessionManager: creates, finds, runs commands on, expires and closes sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections import OrderedDict
+
+from loguru import logger
+
+from codebeaker.commands import Command, CommandOutcome, run_command
+from codebeaker.exceptions import (
+    ContainerGoneError,
+    LimitExceededError,
+    SessionNotFoundError,
+    SessionTerminatedError,
+)
+from codebeaker.runtimes import Runtime
+from codebeaker.sessions.sandboxes import SandboxFactory
+from codebeaker.sessions.session import Lifecycle, Session, SessionConfig
+from codebeaker.settings import Settings
+
+__all__ = ["SessionManager"]
+
+TOMBSTONES = 1024  # how many terminated session ids still answer "terminated", not "not found"
+
+
+class SessionManager:
+    def __init__(self, sandboxes: SandboxFactory, settings: Settings) -> None:
+        self._sandboxes = sandboxes
+        self._settings = settings
+        self._sessions: dict[str, Session] = {}
+        self._starting = 0
+        self._terminated: OrderedDict[str, str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    async def create(self, runtime: Runtime, config: SessionConfig) -> Session:
+        if len(self._sessions) + self._starting >= self._settings.max_sessions:
+            raise LimitExceededError(
+                "sessions",
+                f"the server holds its maximum of {self._settings.max_sessions} sessions",
+            )
+        session_id = secrets.token_urlsafe(24)  # 192 random bits
+        self._starting += 1
+        try:
+            driver = await self._sandboxes.start(
+                runtime,
+                kind="session",
+                owner=session_id,
+                memory_mb=config.memory_mb,
+                cpu_limit=config.cpu_limit,
+                env=config.env,
+            )
+        finally:
+            self._starting -= 1
+        session = Session(session_id, runtime, config, driver)
+        self._sessions[session_id] = session
+        logger.info(
+            "session {} created ({}, {})", session_id, runtime.name, driver.container_id[:12]
+        )
+        return session
+
+    def get(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            reason = self._terminated.pop(session_id, None)
+            if reason is not None:
+                raise SessionTerminatedError(session_id, reason)
+            raise SessionNotFoundError(session_id)
+        return session
+
+    def list(self) -> list[Session]:
+        return sorted(self._sessions.values(), key=lambda session: session.created_at)
+
+    async def execute(self, session_id: str, command: Command) -> CommandOutcome:
+        session = self.get(session_id)
+        session.execution_count += 1
+        session.running += 1
+        try:
+            async with session.lock:
+                if session.lifecycle is not Lifecycle.OPEN:  # closed while we queued
+                    raise SessionNotFoundError(session_id)
+                session.touch()
+                return await run_command(session.driver, command, self._settings)
+        except ContainerGoneError as exc:
+            await self._terminate(session, exc.reason)
+            raise SessionTerminatedError(session_id, exc.reason) from exc
+        finally:
+            session.running -= 1
+            session.touch()
+
+    async def close(self, session_id: str, reason: str = "closed by client") -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            raise SessionNotFoundError(session_id)
+        session.transition(Lifecycle.CLOSING)
+        try:
+            await self._sandboxes.remove(session.driver)
+        finally:
+            session.transition(Lifecycle.CLOSED)
+        logger.info("session {} closed: {}", session_id, reason)
+
+    async def close_all(self) -> None:
+        results = await asyncio.gather(
+            *(self.close(sid, "server shutdown") for sid in list(self._sessions)),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, SessionNotFoundError):
+                logger.error("could not close a session at shutdown: {}", result)
+
+    async def reap(self) -> None:
+        """Close expired sessions and forget those whose container vanished."""
+        for session in list(self._sessions.values()):
+            reason = session.expiry_reason()
+            if reason is not None:
+                with contextlib.suppress(SessionNotFoundError):  # closed meanwhile
+                    await self.close(session.id, reason)
+        candidates = list(self._sessions.values())  # before the snapshot: newer ones are alive
+        if not candidates:
+            return
+        running = await self._sandboxes.running_containers()
+        for session in candidates:
+            if session.container_id not in running and session.lifecycle is Lifecycle.OPEN:
+                await self._terminate(session, "container stopped or was removed")
+
+    async def _terminate(self, session: Session, reason: str) -> None:
+        """The container died behind our back: drop the session, remember why once."""
+        if self._sessions.pop(session.id, None) is None:
+            return
+        session.transition(Lifecycle.CLOSING)
+        self._terminated[session.id] = reason
+        while len(self._terminated) > TOMBSTONES:
+            self._terminated.popitem(last=False)
+        try:
+            await self._sandboxes.remove(session.driver)
+        finally:
+            session.transition(Lifecycle.CLOSED)
+        logger.warning("session {} terminated: {}", session.id, reason)

@@ -1,0 +1,98 @@
+"""The one settings object, read from ``CODEBEAKER_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Server configuration. Every field is ``CODEBEAKER_<FIELD_NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CODEBEAKER_", extra="ignore", frozen=True)
+
+    # Transport
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+    max_message_bytes: int = Field(16 * MIB, ge=1024)
+    """Largest WebSocket text frame accepted; larger ones get a ``limit_exceeded`` error."""
+    api_key: str | None = None
+    """When set, clients must send it as ``Authorization: Bearer …`` or ``?apiKey=``."""
+
+    # Docker
+    docker_url: str | None = None
+    """Engine address (``unix:///var/run/docker.sock``, ``tcp://…``); unset means DOCKER_HOST."""
+    instance: str = "default"
+    """Name stamped on every container; start-up clean-up only touches its own instance's."""
+    image_prefix: str = "codebeaker"
+    """Runtime images are ``<image_prefix>/<language>:latest``."""
+    base_image: str = "debian:bookworm-slim"
+    """Pulled for image builds when a registry answers; otherwise built with debootstrap."""
+    debian_mirror: str | None = None
+    """Mirror for the offline base image; unset: the first in this machine's apt sources."""
+
+    # Session defaults and maxima (the spec: values above a maximum are rejected, never clamped)
+    max_sessions: int = Field(50, ge=1)
+    default_idle_timeout_minutes: float = Field(30, gt=0)
+    max_idle_timeout_minutes: float = Field(24 * 60, gt=0)
+    default_max_lifetime_minutes: float = Field(120, gt=0)
+    max_lifetime_minutes: float = Field(24 * 60, gt=0)
+    default_memory_mb: int = Field(512, ge=16)
+    max_memory_mb: int = Field(4096, ge=16)
+    default_cpu_limit: float = Field(1.0, gt=0)
+    max_cpu_limit: float = Field(2.0, gt=0)
+    pids_limit: int = Field(256, ge=16)
+    workspace_size_mb: int = Field(256, ge=1)
+    tmp_size_mb: int = Field(128, ge=1)
+    max_file_size_mb: int = Field(256, ge=1)
+    """``fsize`` ulimit: no single file written by user code may grow beyond this."""
+    nofile_limit: int = Field(1024, ge=64)
+
+    # Commands
+    default_command_timeout_seconds: float = Field(30, gt=0)
+    max_command_timeout_seconds: float = Field(600, gt=0)
+    output_limit_bytes: int = Field(MIB, ge=1024)
+    """Cap per stream (stdout, stderr) of one command."""
+    read_file_limit_bytes: int = Field(10 * MIB, ge=1024)
+    """Default and largest ``maxBytes`` of ``read_file``."""
+    max_write_bytes: int = Field(10 * MIB, ge=1024)
+    """Largest decoded ``content`` of one ``write_file``."""
+
+    # execution.run
+    max_concurrent_runs: int = Field(4, ge=1)
+    run_queue_size: int = Field(32, ge=0)
+    """Runs waiting for a slot beyond this are refused with ``limit_exceeded``."""
+
+    # Housekeeping
+    cleanup_interval_seconds: float = Field(5, gt=0)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _defaults_within_maxima(self) -> Settings:
+        pairs = [
+            ("default_idle_timeout_minutes", "max_idle_timeout_minutes"),
+            ("default_max_lifetime_minutes", "max_lifetime_minutes"),
+            ("default_memory_mb", "max_memory_mb"),
+            ("default_cpu_limit", "max_cpu_limit"),
+            ("default_command_timeout_seconds", "max_command_timeout_seconds"),
+        ]
+        for default, maximum in pairs:
+            if getattr(self, default) > getattr(self, maximum):
+                raise ValueError(f"{default} must not exceed {maximum}")
+        return self
+
+    def image_for(self, language: str) -> str:
+        return f"{self.image_prefix}/{language}:latest"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
