@@ -86,7 +86,7 @@ class SessionManager:
                 session.touch()
                 return await run_command(session.driver, command, self._settings)
         except ContainerGoneError as exc:
-            await self._terminate(session, exc.reason)
+            await self._terminate(session, exc.reason, remember=False)  # told right now
             raise SessionTerminatedError(session_id, exc.reason) from exc
         finally:
             session.running -= 1
@@ -127,14 +127,16 @@ class SessionManager:
             if session.container_id not in running and session.lifecycle is Lifecycle.OPEN:
                 await self._terminate(session, "container stopped or was removed")
 
-    async def _terminate(self, session: Session, reason: str) -> None:
-        """The container died behind our back: drop the session, remember why once."""
+    async def _terminate(self, session: Session, reason: str, *, remember: bool = True) -> None:
+        """The container died behind our back: drop the session; the next call on it is
+        told ``session_terminated`` once (if ``remember``), later ones ``session_not_found``."""
         if self._sessions.pop(session.id, None) is None:
             return
         session.transition(Lifecycle.CLOSING)
-        self._terminated[session.id] = reason
-        while len(self._terminated) > TOMBSTONES:
-            self._terminated.popitem(last=False)
+        if remember:
+            self._terminated[session.id] = reason
+            while len(self._terminated) > TOMBSTONES:
+                self._terminated.popitem(last=False)
         try:
             await self._sandboxes.remove(session.driver)
         finally:

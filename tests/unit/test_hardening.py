@@ -1,0 +1,46 @@
+from codebeaker.sandbox.hardening import ContainerLimits, container_config
+
+LIMITS = ContainerLimits(
+    memory_mb=256,
+    cpu_limit=0.5,
+    pids_limit=128,
+    workspace_size_mb=64,
+    tmp_size_mb=32,
+    max_file_size_mb=16,
+    nofile=512,
+)
+
+
+def test_container_is_locked_down() -> None:
+    config = container_config("img", LIMITS, {"codebeaker.managed": "true"})
+    host = config["HostConfig"]
+    assert host["NetworkMode"] == "none"
+    assert config["NetworkDisabled"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "CapAdd" not in host
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["Privileged"] is False
+    assert host["Init"] is True
+    assert host["Memory"] == host["MemorySwap"] == 256 * 1024 * 1024
+    assert host["NanoCpus"] == 500_000_000
+    assert host["PidsLimit"] == 128
+    assert config["User"] == "65534:65534"
+
+
+def test_writable_places_are_capped_tmpfs() -> None:
+    tmpfs = container_config("img", LIMITS, {})["HostConfig"]["Tmpfs"]
+    assert set(tmpfs) == {"/tmp", "/workspace"}
+    for options in tmpfs.values():
+        assert {"nosuid", "nodev"} <= set(options.split(","))
+    assert "size=64m" in tmpfs["/workspace"]
+    assert "uid=1000" in tmpfs["/workspace"]
+    assert "size=32m" in tmpfs["/tmp"]
+
+
+def test_ulimits_and_labels() -> None:
+    config = container_config("img", LIMITS, {"a": "b"}, {"X": "1"})
+    ulimits = {u["Name"]: u["Hard"] for u in config["HostConfig"]["Ulimits"]}
+    assert ulimits == {"nofile": 512, "fsize": 16 * 1024 * 1024, "core": 0}
+    assert config["Labels"] == {"a": "b"}
+    assert config["Env"] == ["X=1"]

@@ -1,0 +1,127 @@
+import asyncio
+
+import pytest
+
+from codebeaker.commands.models import ExecuteShell
+from codebeaker.exceptions import (
+    LimitExceededError,
+    SessionNotFoundError,
+    SessionTerminatedError,
+)
+from codebeaker.runtimes import RUNTIMES
+from codebeaker.sessions import SessionConfig, SessionManager
+from codebeaker.settings import Settings
+from tests.unit.fakes import FakeDriver, FakeSandboxes
+
+CONFIG = SessionConfig(
+    idle_timeout_minutes=30, max_lifetime_minutes=120, memory_mb=512, cpu_limit=1
+)
+
+
+def shell(*argv: str) -> ExecuteShell:
+    return ExecuteShell(type="execute_shell", command_name=argv[0], args=list(argv[1:]))
+
+
+@pytest.fixture
+def sandboxes() -> FakeSandboxes:
+    return FakeSandboxes(Settings(max_sessions=2))
+
+
+@pytest.fixture
+def manager(sandboxes: FakeSandboxes) -> SessionManager:
+    return SessionManager(sandboxes, sandboxes.settings)
+
+
+async def test_commands_on_one_session_run_in_arrival_order(manager: SessionManager) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    commands = [
+        shell("sleep", "0.02"),
+        shell("echo", "2"),
+        shell("sleep", "0.01"),
+        shell("echo", "4"),
+    ]
+    await asyncio.gather(*(manager.execute(session.id, c) for c in commands))
+    driver = session.driver
+    assert isinstance(driver, FakeDriver)
+    assert [call[1] for call in driver.calls] == ["0.02", "2", "0.01", "4"]
+    assert session.execution_count == 4
+
+
+async def test_nonzero_exit_is_a_result_not_an_exception(manager: SessionManager) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    outcome = await manager.execute(session.id, shell("false"))
+    assert not outcome.success
+    assert outcome.error is not None
+    assert outcome.error.startswith("nonzero_exit:")
+    assert outcome.result is not None
+    assert outcome.result["exitCode"] == 1
+
+
+async def test_session_limit(manager: SessionManager) -> None:
+    for _ in range(2):
+        await manager.create(RUNTIMES.get("go"), CONFIG)
+    with pytest.raises(LimitExceededError):
+        await manager.create(RUNTIMES.get("go"), CONFIG)
+
+
+async def test_close_removes_the_container_and_forgets(
+    manager: SessionManager, sandboxes: FakeSandboxes
+) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    await manager.close(session.id)
+    assert sandboxes.removed == [session.container_id]
+    with pytest.raises(SessionNotFoundError):
+        await manager.close(session.id)
+    with pytest.raises(SessionNotFoundError):
+        await manager.execute(session.id, shell("true"))
+
+
+async def test_a_vanished_container_is_reported_once_then_not_found(
+    manager: SessionManager,
+) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    assert isinstance(session.driver, FakeDriver)
+    session.driver.gone = True
+    with pytest.raises(SessionTerminatedError):
+        await manager.execute(session.id, shell("true"))
+    with pytest.raises(SessionNotFoundError):
+        await manager.execute(session.id, shell("true"))
+
+
+async def test_reaper_notices_a_container_that_died_while_idle(manager: SessionManager) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    assert isinstance(session.driver, FakeDriver)
+    session.driver.gone = True
+    await manager.reap()
+    assert len(manager) == 0
+    with pytest.raises(SessionTerminatedError):
+        manager.get(session.id)
+
+
+async def test_reaper_closes_idle_and_old_sessions(manager: SessionManager) -> None:
+    idle = await manager.create(
+        RUNTIMES.get("python"),
+        SessionConfig(
+            idle_timeout_minutes=0.001, max_lifetime_minutes=10, memory_mb=64, cpu_limit=1
+        ),
+    )
+    await asyncio.sleep(0.1)
+    await manager.reap()
+    assert [s.id for s in manager.list()] == []
+    with pytest.raises(SessionNotFoundError):
+        manager.get(idle.id)
+
+
+async def test_a_running_command_keeps_the_session_from_idling(manager: SessionManager) -> None:
+    session = await manager.create(
+        RUNTIMES.get("python"),
+        SessionConfig(
+            idle_timeout_minutes=0.001, max_lifetime_minutes=10, memory_mb=64, cpu_limit=1
+        ),
+    )
+    running = asyncio.create_task(manager.execute(session.id, shell("sleep", "0.3")))
+    await asyncio.sleep(0.15)
+    await manager.reap()
+    assert manager.get(session.id) is session
+    assert session.state() == "Active"
+    await running
