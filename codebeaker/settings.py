@@ -43,12 +43,13 @@ class Settings(BaseSettings):
     max_idle_timeout_minutes: float = Field(24 * 60, gt=0)
     default_max_lifetime_minutes: float = Field(120, gt=0)
     max_lifetime_minutes: float = Field(24 * 60, gt=0)
-    default_memory_mb: int = Field(512, ge=16)
-    max_memory_mb: int = Field(4096, ge=16)
+    default_memory_mb: int = Field(512, ge=64)
+    max_memory_mb: int = Field(4096, ge=64)
     default_cpu_limit: float = Field(1.0, gt=0)
     max_cpu_limit: float = Field(2.0, gt=0)
     pids_limit: int = Field(256, ge=16)
     workspace_size_mb: int = Field(256, ge=1)
+    """tmpfs, counted against the session's memory: shrunk to fit when memory is small."""
     tmp_size_mb: int = Field(128, ge=1)
     max_file_size_mb: int = Field(256, ge=1)
     """``fsize`` ulimit: no single file written by user code may grow beyond this."""

@@ -56,7 +56,7 @@ class CreateSessionParams(_Params):
     language: str = Field(min_length=1, max_length=64)
     idle_timeout_minutes: float | None = Field(None, gt=0)
     max_lifetime_minutes: float | None = Field(None, gt=0)
-    memory_limit_mb: int | None = Field(None, ge=16, validation_alias=MEMORY_ALIAS)
+    memory_limit_mb: int | None = Field(None, ge=64, validation_alias=MEMORY_ALIAS)
     cpu_limit: float | None = Field(None, gt=0)
     env: dict[str, str] = Field(default_factory=dict, max_length=256)
 
@@ -92,7 +92,7 @@ class RunParams(_Params):
     code: str = Field(max_length=10 * 1024 * 1024)
     stdin: str | None = None
     timeout_seconds: float | None = Field(None, gt=0)
-    memory_limit_mb: int | None = Field(None, ge=16, validation_alias=MEMORY_ALIAS)
+    memory_limit_mb: int | None = Field(None, ge=64, validation_alias=MEMORY_ALIAS)
 
     @field_validator("timeout_seconds")
     @classmethod

@@ -11,9 +11,10 @@ from typing import Any
 
 from codebeaker.constants import KEEPALIVE_USER, TMP, WORKSPACE
 
-__all__ = ["ContainerLimits", "container_config"]
+__all__ = ["ContainerLimits", "container_config", "fit_tmpfs"]
 
 MIB = 1024 * 1024
+RESERVE_MB = 32  # memory no file can take: room for the keep-alive and a process to OOM-kill
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,20 @@ class ContainerLimits:
     tmp_size_mb: int
     max_file_size_mb: int
     nofile: int
+
+
+def fit_tmpfs(memory_mb: int, workspace_mb: int, tmp_mb: int) -> tuple[int, int]:
+    """Shrink /workspace and /tmp so that, full together, they leave ``RESERVE_MB`` free.
+
+    tmpfs pages are charged to the container's memory cgroup and cannot be reclaimed: if
+    files alone could fill the limit, the OOM killer would kill everything, keep-alive
+    included, and the session with all its files would be gone.
+    """
+    budget = max(memory_mb - RESERVE_MB, 2)
+    if workspace_mb + tmp_mb <= budget:
+        return workspace_mb, tmp_mb
+    scale = budget / (workspace_mb + tmp_mb)
+    return max(int(workspace_mb * scale), 1), max(int(tmp_mb * scale), 1)
 
 
 def _tmpfs(size_mb: int, *extra: str) -> str:
@@ -40,6 +55,7 @@ def container_config(
 ) -> dict[str, Any]:
     """A container that idles as an unprivileged keep-alive until we exec into it."""
     memory = limits.memory_mb * MIB
+    workspace_mb, tmp_mb = fit_tmpfs(limits.memory_mb, limits.workspace_size_mb, limits.tmp_size_mb)
     max_file = limits.max_file_size_mb * MIB
     return {
         "Image": image,
@@ -76,8 +92,8 @@ def container_config(
                 {"Name": "core", "Soft": 0, "Hard": 0},
             ],
             "Tmpfs": {
-                TMP: _tmpfs(limits.tmp_size_mb, "mode=1777"),
-                WORKSPACE: _tmpfs(limits.workspace_size_mb, "uid=1000", "gid=1000", "mode=0755"),
+                TMP: _tmpfs(tmp_mb, "mode=1777"),
+                WORKSPACE: _tmpfs(workspace_mb, "uid=1000", "gid=1000", "mode=0755"),
             },
             "RestartPolicy": {"Name": "no"},
             "AutoRemove": False,

@@ -1,7 +1,7 @@
-from codebeaker.sandbox.hardening import ContainerLimits, container_config
+from codebeaker.sandbox.hardening import RESERVE_MB, ContainerLimits, container_config, fit_tmpfs
 
 LIMITS = ContainerLimits(
-    memory_mb=256,
+    memory_mb=512,
     cpu_limit=0.5,
     pids_limit=128,
     workspace_size_mb=64,
@@ -22,7 +22,7 @@ def test_container_is_locked_down() -> None:
     assert host["ReadonlyRootfs"] is True
     assert host["Privileged"] is False
     assert host["Init"] is True
-    assert host["Memory"] == host["MemorySwap"] == 256 * 1024 * 1024
+    assert host["Memory"] == host["MemorySwap"] == 512 * 1024 * 1024
     assert host["NanoCpus"] == 500_000_000
     assert host["PidsLimit"] == 128
     assert config["User"] == "65534:65534"
@@ -44,3 +44,11 @@ def test_ulimits_and_labels() -> None:
     assert ulimits == {"nofile": 512, "fsize": 16 * 1024 * 1024, "core": 0}
     assert config["Labels"] == {"a": "b"}
     assert config["Env"] == ["X=1"]
+
+
+def test_tmpfs_always_leaves_memory_for_the_keepalive() -> None:
+    assert fit_tmpfs(512, 256, 128) == (256, 128)
+    workspace, tmp = fit_tmpfs(128, 256, 128)
+    assert workspace + tmp <= 128 - RESERVE_MB
+    assert workspace > tmp
+    assert fit_tmpfs(64, 256, 128) == (21, 10)
