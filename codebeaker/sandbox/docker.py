@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +30,8 @@ from codebeaker.exceptions import (
 __all__ = ["DockerBackend", "ExecOutput", "docker_errors"]
 
 STDOUT, STDERR = 1, 2
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+CONNECT_FAILED = 900  # the status aiodocker gives "Cannot connect to Docker Engine"
 
 
 @asynccontextmanager
@@ -38,6 +41,8 @@ async def docker_errors(container_id: str = "", image: str = "") -> AsyncIterato
         yield
     except aiodocker.DockerError as exc:
         message = str(exc.message)
+        if exc.status == CONNECT_FAILED:
+            raise SandboxUnavailableError(f"docker engine unreachable: {message}") from exc
         if exc.status == 404 and image and "image" in message.lower():
             raise ImageMissingError(image) from exc
         if exc.status == 404 and container_id:
@@ -86,7 +91,13 @@ class DockerBackend:
     @property
     def client(self) -> aiodocker.Docker:
         if self._docker is None:
-            self._docker = aiodocker.Docker(url=self._url)
+            # Name the usual socket ourselves: when it is missing, aiodocker's own search
+            # fails at construction, we would rather fail (and report) per request.
+            url = self._url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+            try:
+                self._docker = aiodocker.Docker(url=url)
+            except (ValueError, aiodocker.DockerError) as exc:
+                raise SandboxUnavailableError(f"docker engine address {url!r}: {exc}") from exc
         return self._docker
 
     async def close(self) -> None:
