@@ -43,8 +43,10 @@ def fit_tmpfs(memory_mb: int, workspace_mb: int, tmp_mb: int) -> tuple[int, int]
 
 
 def _tmpfs(size_mb: int, *extra: str) -> str:
-    """A size-capped tmpfs: no device files, no set-uid binaries."""
-    return ",".join(("rw", "nosuid", "nodev", *extra, f"size={size_mb}m"))
+    """A size-capped tmpfs: no device files, no set-uid binaries. ``exec`` is explicit
+    because Docker's tmpfs default is noexec, and compiled programs run from here; user
+    code runs interpreters anyway, so noexec would stop nothing."""
+    return ",".join(("rw", "exec", "nosuid", "nodev", *extra, f"size={size_mb}m"))
 
 
 def container_config(

@@ -1,0 +1,41 @@
+# One entry point for every check: `make test` = install + lint + types + the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install engine images run test check lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+engine:
+	scripts/ensure-docker.sh
+
+images: $(STAMP) engine
+	$(BIN)/codebeaker images build
+
+install: $(STAMP) engine images
+
+run: install
+	$(BIN)/codebeaker serve --host 127.0.0.1 --port 5000
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy codebeaker tests/unit
+
+test: install lint
+	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/integration
+
+check: test
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

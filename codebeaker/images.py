@@ -1,0 +1,200 @@
+"""Builds the runtime images, offline when no registry answers.
+
+Each image is rebuilt only when its inputs change: the Dockerfile, the guest helper and
+the base image, hashed into the ``codebeaker.image-hash`` label. The base is the
+configured registry image when it can be pulled; otherwise a Debian root made with
+debootstrap from this machine's own apt mirror and imported with ``docker import``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from codebeaker.constants import LABEL_IMAGE_HASH, LABEL_MANAGED
+from codebeaker.exceptions import SandboxError
+from codebeaker.runtimes import RUNTIMES
+from codebeaker.settings import Settings
+
+__all__ = ["ImageBuild", "build_images", "debian_mirror"]
+
+DOCKERFILES = Path(__file__).resolve().parent.parent / "docker" / "runtimes"
+GUEST = Path(__file__).resolve().parent / "sandbox" / "guest.py"
+SUITE = "bookworm"
+PULL_TIMEOUT = 90.0
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+# The legacy builder honours --network host, so apt-get inside a build reaches the mirror.
+DOCKER_ENV = {**os.environ, "DOCKER_BUILDKIT": "0"}
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    language: str
+    image: str
+    status: str  # "built" or "up-to-date"
+    seconds: float
+
+
+async def _run(*argv: str, stdin: int | None = None, timeout: float | None = None) -> str:
+    """Run a program; its combined output, or SandboxError carrying the tail of it."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=DOCKER_ENV,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise SandboxError(f"{argv[0]} {argv[1]} timed out after {timeout:g}s") from None
+    text = output.decode(errors="replace")
+    logger.debug("{}: {}", " ".join(argv[:3]), text[-2000:])
+    if process.returncode != 0:
+        raise SandboxError(f"`{' '.join(argv[:3])}` failed: {text.strip()[-1500:]}")
+    return text
+
+
+async def _image_id(image: str) -> str | None:
+    try:
+        return (await _run("docker", "image", "inspect", "--format", "{{.Id}}", image)).strip()
+    except SandboxError:
+        return None
+
+
+async def _image_label(image: str, label: str) -> str | None:
+    try:
+        text = await _run(
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{index .Config.Labels "{label}"}}}}',
+            image,
+        )
+    except SandboxError:
+        return None
+    return text.strip() or None
+
+
+def debian_mirror(sources: Sequence[Path] = APT_SOURCES) -> str | None:
+    """The first Debian mirror this machine's apt sources use for the bookworm suite."""
+    files: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            files += sorted([*source.glob("*.list"), *source.glob("*.sources")])
+        elif source.is_file():
+            files.append(source)
+    for file in files:
+        text = file.read_text(errors="replace")
+        if file.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields: dict[str, str] = dict(re.findall(r"(?m)^(\w[\w-]*):\s*(.*)$", stanza))
+                uris = fields.get("URIs", "").split()
+                if (
+                    uris
+                    and "deb" in fields.get("Types", "").split()
+                    and SUITE in fields.get("Suites", "").split()
+                ):
+                    return uris[0]
+        else:
+            for line in text.splitlines():
+                match = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
+                if match and match.group(2) == SUITE:
+                    return match.group(1)
+    return None
+
+
+async def _debootstrap_base(tag: str, mirror: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="codebeaker-rootfs-", dir="/var/tmp") as root:
+        logger.info("building the offline base image {} from {}", tag, mirror)
+        await _run("debootstrap", "--variant=minbase", SUITE, root, mirror, timeout=900)
+        read_end, write_end = os.pipe()
+        try:
+            tar = await asyncio.create_subprocess_exec(
+                "tar", "-C", root, "-c", ".", stdout=write_end
+            )
+        finally:
+            os.close(write_end)
+        try:
+            await _run("docker", "import", "-", tag, stdin=read_end, timeout=600)
+        finally:
+            os.close(read_end)
+            if await tar.wait() != 0:
+                raise SandboxError("tar of the debootstrap root failed")
+
+
+async def ensure_base(settings: Settings) -> str:
+    """A base image that exists locally: pulled if a registry answers, else built offline."""
+    if await _image_id(settings.base_image):
+        return settings.base_image
+    try:
+        await _run("docker", "pull", settings.base_image, timeout=PULL_TIMEOUT)
+        return settings.base_image
+    except SandboxError as exc:
+        logger.info("cannot pull {} ({}); using an offline base", settings.base_image, exc)
+    offline = f"{settings.image_prefix}/base:{SUITE}"
+    if await _image_id(offline):
+        return offline
+    if shutil.which("debootstrap") is None:
+        raise SandboxError("no registry answers and debootstrap is not installed")
+    mirror = settings.debian_mirror or debian_mirror()
+    if mirror is None:
+        raise SandboxError("no Debian mirror in the apt sources; set CODEBEAKER_DEBIAN_MIRROR")
+    await _debootstrap_base(offline, mirror)
+    return offline
+
+
+def content_hash(dockerfile: bytes, guest: bytes, base_id: str) -> str:
+    digest = hashlib.sha256()
+    for part in (dockerfile, guest, base_id.encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+async def _build_one(language: str, image: str, base: str, base_id: str, force: bool) -> ImageBuild:
+    started = time.monotonic()
+    directory = DOCKERFILES / language
+    wanted = content_hash((directory / "Dockerfile").read_bytes(), GUEST.read_bytes(), base_id)
+    if not force and await _image_label(image, LABEL_IMAGE_HASH) == wanted:
+        return ImageBuild(language, image, "up-to-date", time.monotonic() - started)
+    with tempfile.TemporaryDirectory(prefix=f"codebeaker-{language}-") as context:
+        shutil.copytree(directory, context, dirs_exist_ok=True)
+        shutil.copy2(GUEST, Path(context) / "guest.py")
+        logger.info("building {}", image)
+        await _run(
+            "docker", "build", "--network", "host", "--pull=false",
+            "--build-arg", f"BASE_IMAGE={base}",
+            "--label", f"{LABEL_IMAGE_HASH}={wanted}",
+            "--label", f"{LABEL_MANAGED}=true",
+            "--tag", image, context,
+            timeout=1800,
+        )  # fmt: skip
+    return ImageBuild(language, image, "built", time.monotonic() - started)
+
+
+async def build_images(
+    settings: Settings, languages: Sequence[str] | None = None, *, force: bool = False
+) -> list[ImageBuild]:
+    """Build what is missing or stale, one image at a time (two cores do not build faster
+    in parallel, and apt's downloads share one mirror)."""
+    names = [RUNTIMES.get(name).name for name in languages] if languages else RUNTIMES.names()
+    base = await ensure_base(settings)
+    base_id = await _image_id(base)
+    if base_id is None:
+        raise SandboxError(f"base image {base} vanished")
+    return [
+        await _build_one(name, settings.image_for(name), base, base_id, force) for name in names
+    ]
