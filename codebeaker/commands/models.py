@@ -31,6 +31,7 @@ __all__ = [
     "ExecuteShell",
     "ListDirectory",
     "ReadFile",
+    "WireModel",
     "WriteFile",
     "validate_env",
 ]
@@ -51,7 +52,9 @@ def _no_nul(value: str) -> str:
     return value
 
 
-class _Command(BaseModel):
+class WireModel(BaseModel):
+    """camelCase on the wire, snake_case accepted, unknown fields refused."""
+
     model_config = ConfigDict(
         alias_generator=to_camel,
         validate_by_name=True,
@@ -59,6 +62,10 @@ class _Command(BaseModel):
         extra="forbid",
         frozen=True,
     )
+
+
+class _Command(WireModel):
+    pass
 
 
 class WriteFile(_Command):

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
-from codebeaker.commands.models import Command, validate_env
+from codebeaker.commands.models import Command, WireModel, validate_env
 from codebeaker.settings import Settings
 
 __all__ = ["CreateSessionParams", "ExecuteParams", "NoParams", "RunParams", "SessionIdParams"]
@@ -20,14 +19,8 @@ SessionId = Annotated[str, Field(min_length=1, max_length=256)]
 MEMORY_ALIAS = AliasChoices("memoryLimitMB", "memory_limit_mb", "memoryLimitMb")
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        extra="forbid",
-        frozen=True,
-    )
+class _Params(WireModel):
+    pass
 
 
 def _at_most(value: float | None, info: ValidationInfo, maximum: str) -> float | None:
@@ -52,11 +45,20 @@ class ExecuteParams(_Params):
     command: Command
 
 
-class CreateSessionParams(_Params):
+class _MemoryParams(_Params):
+    memory_limit_mb: int | None = Field(None, ge=64, validation_alias=MEMORY_ALIAS)
+
+    @field_validator("memory_limit_mb")
+    @classmethod
+    def _memory(cls, value: int | None, info: ValidationInfo) -> int | None:
+        _at_most(value, info, "max_memory_mb")
+        return value
+
+
+class CreateSessionParams(_MemoryParams):
     language: str = Field(min_length=1, max_length=64)
     idle_timeout_minutes: float | None = Field(None, gt=0)
     max_lifetime_minutes: float | None = Field(None, gt=0)
-    memory_limit_mb: int | None = Field(None, ge=64, validation_alias=MEMORY_ALIAS)
     cpu_limit: float | None = Field(None, gt=0)
     env: dict[str, str] = Field(default_factory=dict, max_length=256)
 
@@ -70,12 +72,6 @@ class CreateSessionParams(_Params):
     def _lifetime(cls, value: float | None, info: ValidationInfo) -> float | None:
         return _at_most(value, info, "max_lifetime_minutes")
 
-    @field_validator("memory_limit_mb")
-    @classmethod
-    def _memory(cls, value: int | None, info: ValidationInfo) -> int | None:
-        _at_most(value, info, "max_memory_mb")
-        return value
-
     @field_validator("cpu_limit")
     @classmethod
     def _cpu(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -87,20 +83,13 @@ class CreateSessionParams(_Params):
         return validate_env(value)
 
 
-class RunParams(_Params):
+class RunParams(_MemoryParams):
     language: str = Field(min_length=1, max_length=64)
     code: str = Field(max_length=10 * 1024 * 1024)
     stdin: str | None = None
     timeout_seconds: float | None = Field(None, gt=0)
-    memory_limit_mb: int | None = Field(None, ge=64, validation_alias=MEMORY_ALIAS)
 
     @field_validator("timeout_seconds")
     @classmethod
     def _timeout(cls, value: float | None, info: ValidationInfo) -> float | None:
         return _at_most(value, info, "max_command_timeout_seconds")
-
-    @field_validator("memory_limit_mb")
-    @classmethod
-    def _memory(cls, value: int | None, info: ValidationInfo) -> int | None:
-        _at_most(value, info, "max_memory_mb")
-        return value
