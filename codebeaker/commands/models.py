@@ -64,11 +64,7 @@ class WireModel(BaseModel):
     )
 
 
-class _Command(WireModel):
-    pass
-
-
-class WriteFile(_Command):
+class WriteFile(WireModel):
     """Create, replace or append to a file; parent directories are created."""
 
     type: Literal["write_file"]
@@ -102,7 +98,7 @@ class WriteFile(_Command):
         return self.content.encode("utf-8", errors="surrogatepass")
 
 
-class ReadFile(_Command):
+class ReadFile(WireModel):
     """Read a regular file, cut at ``maxBytes``."""
 
     type: Literal["read_file"]
@@ -122,7 +118,7 @@ class ReadFile(_Command):
         return value
 
 
-class ExecuteShell(_Command):
+class ExecuteShell(WireModel):
     """Run ``commandName`` with ``args`` as an argv list: no shell is involved."""
 
     type: Literal["execute_shell", "shell"]
@@ -161,7 +157,7 @@ class ExecuteShell(_Command):
         return value
 
 
-class CreateDirectory(_Command):
+class CreateDirectory(WireModel):
     """Create a directory and its parents; an existing directory is fine."""
 
     type: Literal["create_directory", "create_dir"]
@@ -170,7 +166,7 @@ class CreateDirectory(_Command):
     _path = field_validator("path")(_no_nul)
 
 
-class CopyFile(_Command):
+class CopyFile(WireModel):
     """Copy one regular file; into a directory when ``destination`` is one."""
 
     type: Literal["copy_file"]
@@ -185,7 +181,7 @@ class CopyFile(_Command):
     _paths = field_validator("source", "destination")(_no_nul)
 
 
-class DeleteFile(_Command):
+class DeleteFile(WireModel):
     """Delete a file, a symlink (never its target) or a directory."""
 
     type: Literal["delete_file"]
@@ -196,7 +192,7 @@ class DeleteFile(_Command):
     _path = field_validator("path")(_no_nul)
 
 
-class ListDirectory(_Command):
+class ListDirectory(WireModel):
     type: Literal["list_directory", "list_files"]
     path: NonEmptyPath = "."
     recursive: bool = False

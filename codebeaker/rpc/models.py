@@ -19,10 +19,6 @@ SessionId = Annotated[str, Field(min_length=1, max_length=256)]
 MEMORY_ALIAS = AliasChoices("memoryLimitMB", "memory_limit_mb", "memoryLimitMb")
 
 
-class _Params(WireModel):
-    pass
-
-
 def _at_most(value: float | None, info: ValidationInfo, maximum: str) -> float | None:
     settings = (info.context or {}).get("settings")
     if value is not None and isinstance(settings, Settings):
@@ -32,20 +28,20 @@ def _at_most(value: float | None, info: ValidationInfo, maximum: str) -> float |
     return value
 
 
-class NoParams(_Params):
+class NoParams(WireModel):
     pass
 
 
-class SessionIdParams(_Params):
+class SessionIdParams(WireModel):
     session_id: SessionId
 
 
-class ExecuteParams(_Params):
+class ExecuteParams(WireModel):
     session_id: SessionId
     command: Command
 
 
-class _MemoryParams(_Params):
+class _MemoryParams(WireModel):
     memory_limit_mb: int | None = Field(None, ge=64, validation_alias=MEMORY_ALIAS)
 
     @field_validator("memory_limit_mb")
