@@ -1,0 +1,769 @@
+"""CodeBeaker against raw Docker calls, measured side by side in the same run.
+
+    .venv/bin/python benchmarks/run.py [--iterations 30] [--url ws://HOST:PORT] [--json PATH]
+
+Without ``--url`` it starts its own server (``python -m codebeaker serve`` on a free port, with
+its own ``CODEBEAKER_INSTANCE``) and stops it at the end. Every scenario alternates one
+CodeBeaker call and its baseline, the equivalent aiodocker call(s) on a container with the same
+hardening, after a few warm-up rounds that are not counted. Every container the script made is
+removed at the end, also on error. The image is ``CODEBEAKER_IMAGE_PREFIX``'s python image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import itertools
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from codebeaker.constants import LABEL_INSTANCE
+from codebeaker.settings import Settings
+
+MIB = 1024 * 1024
+BENCH_LABEL = "codebeaker.bench"  # on every baseline container, so the final sweep finds them
+SANDBOX_USER = "1000:1000"
+WORKSPACE = "/workspace"
+PROGRAM = "print(sum(range(10)))\n"
+PROGRAM_OUTPUT = "45\n"
+HELLO = "print('hello')\n"
+CLEANUP_SECONDS = 60.0
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local
+
+
+# --------------------------------------------------------------------------- JSON-RPC client
+
+
+class RpcError(Exception):
+    def __init__(self, method: str, error: dict[str, Any]) -> None:
+        super().__init__(
+            f"{method}: {error.get('code')} {error.get('message')} {error.get('data')}"
+        )
+        self.error = error
+
+
+class RpcClient:
+    """JSON-RPC 2.0 over one WebSocket; replies are routed by id, so calls may overlap."""
+
+    def __init__(self, websocket: ClientConnection) -> None:
+        self._websocket = websocket
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, url: str, api_key: str | None) -> RpcClient:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        websocket = await connect(url, additional_headers=headers, max_size=64 * MIB, proxy=None)
+        return cls(websocket)
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
+        try:
+            await self._websocket.send(json.dumps(message))
+            reply = await future
+        finally:
+            self._pending.pop(request_id, None)
+        if "error" in reply:
+            raise RpcError(method, reply["error"])
+        return reply["result"]
+
+    async def execute(self, session_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """``session.execute`` that insists on ``success``."""
+        reply: dict[str, Any] = await self.call(
+            "session.execute", {"sessionId": session_id, "command": command}
+        )
+        if not reply["success"]:
+            raise RuntimeError(f"{command['type']} failed: {reply['error']}")
+        return reply
+
+    async def _read(self) -> None:
+        failure: BaseException = ConnectionError("connection closed")
+        try:
+            async for frame in self._websocket:
+                data = json.loads(frame)
+                for reply in data if isinstance(data, list) else [data]:
+                    future = self._pending.get(reply.get("id"))
+                    if future is not None and not future.done():
+                        future.set_result(reply)
+        except ConnectionClosed as exc:
+            failure = exc
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(failure)
+
+    async def aclose(self) -> None:
+        await self._websocket.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+# --------------------------------------------------------------------------- raw Docker
+
+
+def hardened_config(image: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The create config of codebeaker/sandbox/hardening.py, with the default limits."""
+    memory = 512 * MIB
+    return {
+        "Image": image,
+        "Cmd": ["sleep", "infinity"],
+        "User": "65534:65534",
+        "WorkingDir": WORKSPACE,
+        "Labels": labels,
+        "NetworkDisabled": True,
+        "StopSignal": "SIGKILL",
+        "HostConfig": {
+            "NetworkMode": "none",
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges:true"],
+            "ReadonlyRootfs": True,
+            "Init": True,
+            "IpcMode": "private",
+            "Memory": memory,
+            "MemorySwap": memory,
+            "NanoCpus": 1_000_000_000,
+            "PidsLimit": 256,
+            "Ulimits": [
+                {"Name": "nofile", "Soft": 1024, "Hard": 1024},
+                {"Name": "fsize", "Soft": 256 * MIB, "Hard": 256 * MIB},
+                {"Name": "core", "Soft": 0, "Hard": 0},
+            ],
+            "Tmpfs": {
+                "/tmp": "rw,nosuid,nodev,mode=1777,size=128m",
+                WORKSPACE: "rw,nosuid,nodev,uid=1000,gid=1000,mode=0755,size=256m",
+            },
+            "RestartPolicy": {"Name": "no"},
+            "LogConfig": {"Type": "none", "Config": {}},
+        },
+    }
+
+
+@dataclass
+class RawDocker:
+    """The baseline: what a careful caller of the Docker API does, with nothing around it."""
+
+    docker: aiodocker.Docker
+    image: str
+    run_id: str
+    containers: set[str] = field(default_factory=set)
+
+    async def create(self) -> str:
+        container = await self.docker.containers.create(
+            hardened_config(self.image, {BENCH_LABEL: self.run_id})
+        )
+        self.containers.add(container.id)
+        await container.start()
+        return str(container.id)
+
+    async def remove(self, container_id: str) -> None:
+        with contextlib.suppress(aiodocker.DockerError):
+            await self.docker.containers.container(container_id).delete(force=True, v=True)
+        self.containers.discard(container_id)
+
+    async def exec(self, container_id: str, argv: list[str], stdin: bytes | None = None) -> str:
+        """Run argv to the end as the sandbox user; returns stdout, fails on a non-zero exit."""
+        container = self.docker.containers.container(container_id)
+        execution = await container.exec(
+            argv, stdin=stdin is not None, user=SANDBOX_USER, workdir=WORKSPACE, environment={}
+        )
+        out = bytearray()
+        async with execution.start() as stream:
+            if stdin is not None:
+                await stream.write_in(stdin)
+                # aiodocker has no half-close; this is what `docker exec -i` does at EOF.
+                connection = stream._resp.connection if stream._resp else None
+                transport = connection.transport if connection else None
+                if transport is not None:
+                    transport.write_eof()
+            while (message := await stream.read_out()) is not None:
+                if message.stream == 1:
+                    out += message.data
+        for _ in range(100):  # the engine may record the exit code a moment after the stream ends
+            info = await execution.inspect()
+            if not info["Running"] and info["ExitCode"] is not None:
+                break
+            await asyncio.sleep(0.005)
+        if info["ExitCode"] != 0:
+            raise RuntimeError(f"{argv} exited {info['ExitCode']}")
+        return out.decode()
+
+    async def sweep(self) -> int:
+        """Remove every container this run made, tracked or not."""
+        filters = json.dumps({"label": [f"{BENCH_LABEL}={self.run_id}"]})
+        found = {c.id for c in await self.docker.containers.list(all=True, filters=filters)}
+        ids = found | self.containers
+        await asyncio.gather(*(self.remove(i) for i in ids), return_exceptions=True)
+        return len(ids)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Row:
+    metric: str
+    unit: str  # "ms" (lower is better) or "ops/s" (higher is better)
+    ours_p50: float
+    ours_p90: float | None
+    base_p50: float | None
+    base_p90: float | None
+    n: int
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ours_p50 / self.base_p50 if self.base_p50 else None
+
+
+def expect(condition: bool, got: object) -> None:
+    """A check that survives ``python -O``: a wrong answer must not pass as a fast one."""
+    if not condition:
+        raise RuntimeError(f"unexpected result: {got!r}")
+
+
+def p50(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def p90(samples: list[float]) -> float:
+    if len(samples) < 2:
+        return samples[0]
+    return statistics.quantiles(samples, n=10, method="inclusive")[8]
+
+
+async def timed(action: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = await action()
+    return (time.perf_counter() - started) * 1000, value
+
+
+async def alternate(
+    rounds: int,
+    warmup: int,
+    ours: Callable[[], Awaitable[float]],
+    base: Callable[[], Awaitable[float]],
+) -> tuple[list[float], list[float]]:
+    """Run both ``warmup + rounds`` times, taking turns at going first; keep the last rounds."""
+    ours_ms: list[float] = []
+    base_ms: list[float] = []
+    for i in range(warmup + rounds):
+        if i % 2:
+            base_one = await base()
+            ours_one = await ours()
+        else:
+            ours_one = await ours()
+            base_one = await base()
+        if i >= warmup:
+            ours_ms.append(ours_one)
+            base_ms.append(base_one)
+    return ours_ms, base_ms
+
+
+def latency_row(metric: str, ours: list[float], base: list[float] | None, note: str = "") -> Row:
+    return Row(
+        metric,
+        "ms",
+        p50(ours),
+        p90(ours),
+        p50(base) if base else None,
+        p90(base) if base else None,
+        len(ours),
+        note,
+    )
+
+
+class Bench:
+    def __init__(self, rpc: RpcClient, raw: RawDocker, args: argparse.Namespace) -> None:
+        self.rpc = rpc
+        self.raw = raw
+        self.args = args
+        self.sessions: set[str] = set()
+        self.rows: list[Row] = []
+
+    def log(self, text: str) -> None:
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+    async def open_session(self) -> str:
+        reply = await self.rpc.call("session.create", {"language": "python"})
+        self.sessions.add(reply["sessionId"])
+        return str(reply["sessionId"])
+
+    async def close_session(self, session_id: str) -> None:
+        await self.rpc.call("session.close", {"sessionId": session_id})
+        self.sessions.discard(session_id)
+
+    async def close_all(self) -> None:
+        closing = [self.close_session(session_id) for session_id in list(self.sessions)]
+        await asyncio.gather(*closing, return_exceptions=True)
+
+    async def run(self) -> list[Row]:
+        await self.round_trip()
+        await self.container_start()
+        ours_box, base_box = await asyncio.gather(self.open_session(), self.raw.create())
+        try:
+            await self.single_command(ours_box, base_box)
+            await self.agent_turn(ours_box, base_box)
+        finally:
+            await self.close_session(ours_box)
+            await self.raw.remove(base_box)
+        await self.throughput()
+        await self.one_shot()
+        return self.rows
+
+    async def round_trip(self) -> None:
+        """``session.list``: the WebSocket and JSON-RPC cost alone, no Docker call behind it."""
+        self.log("0: session.list round trip")
+        samples = [
+            (await timed(lambda: self.rpc.call("session.list")))[0]
+            for _ in range(self.args.warmup + self.args.iterations)
+        ]
+        note = "no Docker call: the protocol's own cost"
+        self.rows.append(latency_row("0  session.list", samples[self.args.warmup :], None, note))
+
+    async def container_start(self) -> None:
+        self.log("A: session.create vs raw create+start")
+        close_ms: list[float] = []
+        remove_ms: list[float] = []
+
+        async def ours() -> float:
+            ms, session_id = await timed(self.open_session)
+            close_ms.append((await timed(lambda: self.close_session(session_id)))[0])
+            return ms
+
+        async def base() -> float:
+            ms, container_id = await timed(self.raw.create)
+            remove_ms.append((await timed(lambda: self.raw.remove(container_id)))[0])
+            return ms
+
+        args = self.args
+        ours_ms, base_ms = await alternate(args.iterations, args.warmup, ours, base)
+        self.rows.append(latency_row("A  session.create (python)", ours_ms, base_ms))
+        self.rows.append(
+            latency_row(
+                "   session.close (vs raw remove)",
+                close_ms[args.warmup :],
+                remove_ms[args.warmup :],
+            )
+        )
+
+    async def single_command(self, session_id: str, container_id: str) -> None:
+        self.log("B: execute_shell `true` vs raw exec")
+        command = {"type": "execute_shell", "commandName": "true"}
+
+        async def ours() -> float:
+            return (await timed(lambda: self.rpc.execute(session_id, command)))[0]
+
+        async def base() -> float:
+            return (await timed(lambda: self.raw.exec(container_id, ["true"])))[0]
+
+        rounds = self.args.iterations * 2
+        ours_ms, base_ms = await alternate(rounds, self.args.warmup, ours, base)
+        self.rows.append(latency_row("B  session.execute `true`", ours_ms, base_ms))
+
+    async def agent_turn(self, session_id: str, container_id: str) -> None:
+        self.log("C: write_file + python3 main.py vs two raw execs")
+        write = {"type": "write_file", "path": "main.py", "content": PROGRAM}
+        run = {"type": "execute_shell", "commandName": "python3", "args": ["main.py"]}
+        steps: dict[str, list[float]] = {"ours": [], "base": []}  # the write step's share
+
+        async def ours() -> float:
+            write_ms = (await timed(lambda: self.rpc.execute(session_id, write)))[0]
+            run_ms, reply = await timed(lambda: self.rpc.execute(session_id, run))
+            expect(reply["result"]["stdout"] == PROGRAM_OUTPUT, reply)
+            steps["ours"].append(write_ms)
+            return write_ms + run_ms
+
+        async def base() -> float:
+            argv, content = ["sh", "-c", "cat > main.py"], PROGRAM.encode()
+            write_ms = (await timed(lambda: self.raw.exec(container_id, argv, content)))[0]
+            run_ms, stdout = await timed(
+                lambda: self.raw.exec(container_id, ["python3", "main.py"])
+            )
+            expect(stdout == PROGRAM_OUTPUT, stdout)
+            steps["base"].append(write_ms)
+            return write_ms + run_ms
+
+        warmup = self.args.warmup
+        ours_ms, base_ms = await alternate(self.args.iterations, warmup, ours, base)
+        self.rows.append(latency_row("C  write_file + run main.py", ours_ms, base_ms))
+        self.rows.append(
+            latency_row(
+                "   of which write_file (vs sh -c cat)",
+                steps["ours"][warmup:],
+                steps["base"][warmup:],
+            )
+        )
+
+    async def throughput(self) -> None:
+        n, seconds = self.args.concurrency, self.args.duration
+        self.log(f"T: {n} concurrent `true` loops, {seconds:g}s for each side")
+        command = {"type": "execute_shell", "commandName": "true"}
+        session_ids = await asyncio.gather(*(self.open_session() for _ in range(n)))
+        container_ids = await asyncio.gather(*(self.raw.create() for _ in range(n)))
+        try:
+            # A short untimed burst first, so both sides start warm.
+            await asyncio.gather(
+                *(self.rpc.execute(s, command) for s in session_ids),
+                *(self.raw.exec(c, ["true"]) for c in container_ids),
+            )
+            actions: dict[str, list[Callable[[], Awaitable[Any]]]] = {
+                "ours": [functools.partial(self.rpc.execute, s, command) for s in session_ids],
+                "base": [functools.partial(self.raw.exec, c, ["true"]) for c in container_ids],
+            }
+            # Two half-length windows each, ours-base-base-ours, so drift in the machine's
+            # load falls on both sides alike.
+            tallies: dict[str, list[tuple[int, float, list[float]]]] = {"ours": [], "base": []}
+            for side in ("ours", "base", "base", "ours"):
+                tallies[side].append(await loops(actions[side], seconds / 2))
+            ours_rate, ours_ms = rate(tallies["ours"])
+            base_rate, base_ms = rate(tallies["base"])
+        finally:
+            await asyncio.gather(*(self.close_session(s) for s in session_ids))
+            await asyncio.gather(*(self.raw.remove(c) for c in container_ids))
+        note = f"{n} sessions on one connection vs {n} raw exec loops"
+        self.rows.append(
+            Row(
+                f"T  throughput `true` x{n}",
+                "ops/s",
+                ours_rate,
+                None,
+                base_rate,
+                None,
+                len(ours_ms),
+                note,
+            )
+        )
+        self.rows.append(latency_row(f"   latency under load x{n}", ours_ms, base_ms))
+
+    async def one_shot(self) -> None:
+        rounds = self.args.run_iterations
+        self.log(f"R: execution.run vs raw create+start+2 execs+remove ({rounds} rounds)")
+        params = {"language": "python", "code": HELLO}
+
+        async def ours() -> float:
+            ms, reply = await timed(lambda: self.rpc.call("execution.run", params))
+            expect(reply["stdout"] == "hello\n" and reply["exitCode"] == 0, reply)
+            return ms
+
+        async def base_run() -> None:
+            container_id = await self.raw.create()
+            try:
+                await self.raw.exec(container_id, ["sh", "-c", "cat > main.py"], HELLO.encode())
+                stdout = await self.raw.exec(container_id, ["python3", "-u", "main.py"])
+                expect(stdout == "hello\n", stdout)
+            finally:
+                await self.raw.remove(container_id)
+
+        async def base() -> float:
+            return (await timed(base_run))[0]
+
+        ours_ms, base_ms = await alternate(rounds, min(self.args.warmup, 2), ours, base)
+        self.rows.append(latency_row("R  execution.run (python hello)", ours_ms, base_ms))
+
+
+async def loops(
+    actions: list[Callable[[], Awaitable[Any]]], seconds: float
+) -> tuple[int, float, list[float]]:
+    """One loop per action, each repeating it until the deadline: (ops, seconds, latencies)."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def loop(action: Callable[[], Awaitable[Any]]) -> None:
+        while time.perf_counter() < deadline:
+            latencies.append((await timed(action))[0])
+
+    await asyncio.gather(*(loop(action) for action in actions))
+    return len(latencies), time.perf_counter() - started, latencies
+
+
+def rate(windows: list[tuple[int, float, list[float]]]) -> tuple[float, list[float]]:
+    """Operations per second over all windows, and every latency in them."""
+    ops = sum(window[0] for window in windows)
+    seconds = sum(window[1] for window in windows)
+    return ops / seconds, [ms for window in windows for ms in window[2]]
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``python -m codebeaker serve`` as a subprocess, with an instance name of its own."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.instance = f"bench-{secrets.token_hex(4)}"
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+            prefix="codebeaker-bench-", suffix=".log", delete=False
+        )
+        env = {**os.environ, "CODEBEAKER_INSTANCE": self.instance}
+        argv = [sys.executable, "-m", "codebeaker", "serve", "--host", "127.0.0.1"]
+        self.process = subprocess.Popen(
+            [*argv, "--port", str(self.port)], env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/jsonrpc"
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                url = f"http://127.0.0.1:{self.port}/health"
+                with NO_PROXY.open(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not healthy after {timeout:g}s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+    def tail(self, lines: int = 30) -> str:
+        text = Path(self.log.name).read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- output
+
+
+def fmt(value: float | None, unit: str = "ms") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if unit == "ops/s" or value >= 100 else f"{value:.1f}"
+
+
+def table(rows: list[Row]) -> str:
+    header = ("metric", "ours p50", "ours p90", "base p50", "base p90", "ours/base")
+    lines = [header]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        if row.unit == "ops/s":
+            ratio += " (ops/s, >1 = faster)"
+        lines.append(
+            (
+                f"{row.metric} ({row.unit})",
+                fmt(row.ours_p50, row.unit),
+                fmt(row.ours_p90, row.unit),
+                fmt(row.base_p50, row.unit),
+                fmt(row.base_p90, row.unit),
+                ratio,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for k, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(line[1:-1], widths[1:-1], strict=True)]
+        cells.append(line[-1])
+        out.append("  ".join(cells))
+        if k == 0:
+            out.append("-" * len(out[0]))
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def ws_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url if "://" in url else f"ws://{url}")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path if parts.path not in ("", "/") else "/ws/jsonrpc"
+    return urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+async def bench(args: argparse.Namespace, url: str, settings: Settings) -> list[Row]:
+    # SIGTERM cancels only this task (Ctrl-C does the same, by asyncio.run), so the
+    # connection's reader is still alive for the clean-up below.
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
+    raw = RawDocker(aiodocker.Docker(url=settings.docker_url), args.image, secrets.token_hex(6))
+    rpc: RpcClient | None = None
+    runner: Bench | None = None
+    try:
+        await raw.docker.images.inspect(args.image)  # fail fast, before any timing
+        args.docker_version = (await raw.docker.version()).get("Version", "?")
+        rpc = await RpcClient.connect(url, settings.api_key)
+        runner = Bench(rpc, raw, args)
+        return await runner.run()
+    finally:
+        print("cleaning up", file=sys.stderr)
+        if runner is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runner.close_all(), CLEANUP_SECONDS)
+        if rpc is not None:
+            await rpc.aclose()
+        try:
+            await asyncio.wait_for(raw.sweep(), CLEANUP_SECONDS)
+        except Exception as exc:
+            print(f"warning: baseline containers not removed: {exc!r}", file=sys.stderr)
+        await raw.docker.close()
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, interrupted)
+
+
+def leftovers(settings: Settings, instance: str) -> int:
+    """Containers the stopped server left behind (there should be none); removes them."""
+
+    async def sweep() -> int:
+        async with aiodocker.Docker(url=settings.docker_url) as docker:
+            filters = json.dumps({"label": [f"{LABEL_INSTANCE}={instance}"]})
+            found = await docker.containers.list(all=True, filters=filters)
+            for container in found:
+                with contextlib.suppress(aiodocker.DockerError):
+                    await container.delete(force=True, v=True)
+            return len(found)
+
+    return asyncio.run(sweep())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--iterations", type=int, default=30, help="measured rounds per scenario (30; twice for B)"
+    )
+    parser.add_argument("--warmup", type=int, default=3, help="uncounted rounds first (3)")
+    parser.add_argument(
+        "--run-iterations", type=int, help="rounds of execution.run (default: --iterations)"
+    )
+    parser.add_argument("--concurrency", type=int, default=10, help="throughput clients (10)")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds of throughput loops per side (5)"
+    )
+    parser.add_argument("--url", help="use this running server (ws://HOST:PORT[/ws/jsonrpc])")
+    parser.add_argument("--image", help="baseline image (default: the server's python image)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if args.run_iterations is None:
+        args.run_iterations = args.iterations
+    if min(args.iterations, args.run_iterations, args.concurrency) < 1 or args.warmup < 0:
+        parser.error("counts must be at least 1 (--warmup at least 0)")
+    return args
+
+
+def interrupted(signum: int, frame: object) -> None:
+    """SIGTERM takes the same way out as Ctrl-C, through every clean-up."""
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, interrupted)
+    settings = Settings()
+    args.image = args.image or settings.image_for("python")
+    server: Server | None = None
+    began = time.perf_counter()
+    failed = True
+    try:
+        if args.url:
+            url = ws_url(args.url)
+        else:
+            server = Server()
+            print(f"starting server {server.instance} on port {server.port}", file=sys.stderr)
+            server.wait_healthy()
+            url = server.url
+        print(f"benchmarking {url} against raw aiodocker on {args.image}", file=sys.stderr)
+        rows = asyncio.run(bench(args, url, settings))
+        failed = False
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted", file=sys.stderr)
+        failed = False  # the server's log says nothing of interest then
+        return 130
+    except ConnectionClosed as exc:
+        print(f"error: the server closed the connection mid-run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+            if failed:
+                print(f"server log {server.log.name} ends:\n{server.tail()}", file=sys.stderr)
+            else:
+                Path(server.log.name).unlink(missing_ok=True)
+            left = leftovers(settings, server.instance)
+            if left:
+                print(f"warning: the server left {left} container(s); removed", file=sys.stderr)
+    elapsed = time.perf_counter() - began
+    print()
+    print(table(rows))
+    print()
+    for row in rows:
+        if row.note:
+            print(f"{row.metric.strip()}: {row.note}")
+    print(
+        f"iterations={args.iterations} (execution.run: {args.run_iterations}, B: "
+        f"{args.iterations * 2}), warmup={args.warmup}, concurrency={args.concurrency}, "
+        f"duration={args.duration:g}s, total {elapsed:.0f}s; ratio = ours p50 / baseline p50"
+    )
+    if args.json:
+        figures = {
+            "meta": {
+                "url": url,
+                "image": args.image,
+                "iterations": args.iterations,
+                "runIterations": args.run_iterations,
+                "warmup": args.warmup,
+                "concurrency": args.concurrency,
+                "durationSeconds": args.duration,
+                "docker": args.docker_version,
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "totalSeconds": round(elapsed, 1),
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            "rows": [
+                {**asdict(row), "metric": row.metric.strip(), "ratio": row.ratio} for row in rows
+            ],
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
