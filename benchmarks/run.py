@@ -40,6 +40,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from codebeaker.constants import LABEL_INSTANCE
+from codebeaker.sandbox.hardening import ContainerLimits, container_config
 from codebeaker.settings import Settings
 
 MIB = 1024 * 1024
@@ -129,40 +130,12 @@ class RpcClient:
 
 
 def hardened_config(image: str, labels: dict[str, str]) -> dict[str, Any]:
-    """The create config of codebeaker/sandbox/hardening.py, with the default limits."""
-    memory = 512 * MIB
-    return {
-        "Image": image,
-        "Cmd": ["sleep", "infinity"],
-        "User": "65534:65534",
-        "WorkingDir": WORKSPACE,
-        "Labels": labels,
-        "NetworkDisabled": True,
-        "StopSignal": "SIGKILL",
-        "HostConfig": {
-            "NetworkMode": "none",
-            "CapDrop": ["ALL"],
-            "SecurityOpt": ["no-new-privileges:true"],
-            "ReadonlyRootfs": True,
-            "Init": True,
-            "IpcMode": "private",
-            "Memory": memory,
-            "MemorySwap": memory,
-            "NanoCpus": 1_000_000_000,
-            "PidsLimit": 256,
-            "Ulimits": [
-                {"Name": "nofile", "Soft": 1024, "Hard": 1024},
-                {"Name": "fsize", "Soft": 256 * MIB, "Hard": 256 * MIB},
-                {"Name": "core", "Soft": 0, "Hard": 0},
-            ],
-            "Tmpfs": {
-                "/tmp": "rw,nosuid,nodev,mode=1777,size=128m",
-                WORKSPACE: "rw,nosuid,nodev,uid=1000,gid=1000,mode=0755,size=256m",
-            },
-            "RestartPolicy": {"Name": "no"},
-            "LogConfig": {"Type": "none", "Config": {}},
-        },
-    }
+    """The server's own create config (same module, default limits): only the path differs."""
+    defaults = Settings()
+    limits = ContainerLimits.from_settings(
+        defaults, memory_mb=defaults.default_memory_mb, cpu_limit=defaults.default_cpu_limit
+    )
+    return container_config(image, limits, labels)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codebeaker.constants import KEEPALIVE_USER, TMP, WORKSPACE
+from codebeaker.settings import Settings
 
 __all__ = ["ContainerLimits", "container_config", "fit_tmpfs"]
 
@@ -26,6 +27,21 @@ class ContainerLimits:
     tmp_size_mb: int
     max_file_size_mb: int
     nofile: int
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, memory_mb: int, cpu_limit: float
+    ) -> ContainerLimits:
+        """The server's limits with a session's own memory and CPU."""
+        return cls(
+            memory_mb=memory_mb,
+            cpu_limit=cpu_limit,
+            pids_limit=settings.pids_limit,
+            workspace_size_mb=settings.workspace_size_mb,
+            tmp_size_mb=settings.tmp_size_mb,
+            max_file_size_mb=settings.max_file_size_mb,
+            nofile=settings.nofile_limit,
+        )
 
 
 def fit_tmpfs(memory_mb: int, workspace_mb: int, tmp_mb: int) -> tuple[int, int]:

@@ -47,15 +47,7 @@ class SandboxFactory:
         env: Mapping[str, str] | None = None,
     ) -> Driver:
         settings = self.settings
-        limits = ContainerLimits(
-            memory_mb=memory_mb,
-            cpu_limit=cpu_limit,
-            pids_limit=settings.pids_limit,
-            workspace_size_mb=settings.workspace_size_mb,
-            tmp_size_mb=settings.tmp_size_mb,
-            max_file_size_mb=settings.max_file_size_mb,
-            nofile=settings.nofile_limit,
-        )
+        limits = ContainerLimits.from_settings(settings, memory_mb=memory_mb, cpu_limit=cpu_limit)
         labels = {
             **self.owned_labels(),
             LABEL_KIND: kind,
