@@ -1,7 +1,8 @@
 """Builds the runtime images, offline when no registry answers.
 
-Each image is rebuilt only when its inputs change: the Dockerfile, the guest helper and
-the base image, hashed into the ``codebeaker.image-hash`` label. The base is the
+Every language image builds on one common layer (docker/base: the sandbox user and the
+guest helper). An image is rebuilt only when its inputs change: its Dockerfile directory
+and the image below it, hashed into the ``codebeaker.image-hash`` label. The base is the
 configured registry image when it can be pulled; otherwise a Debian root made with
 debootstrap from this machine's own apt mirror and imported with ``docker import``.
 """
@@ -28,7 +29,8 @@ from codebeaker.settings import Settings
 
 __all__ = ["ImageBuild", "build_images", "debian_mirror"]
 
-DOCKERFILES = Path(__file__).resolve().parent.parent / "docker" / "runtimes"
+DOCKER = Path(__file__).resolve().parent.parent / "docker"
+COMMON = DOCKER / "base"  # the sandbox user and the guest helper, shared by every language
 GUEST = Path(__file__).resolve().parent / "sandbox" / "guest.py"
 SUITE = "bookworm"
 PULL_TIMEOUT = 90.0
@@ -157,22 +159,27 @@ async def ensure_base(settings: Settings) -> str:
     return offline
 
 
-def content_hash(dockerfile: bytes, guest: bytes, base_id: str) -> str:
-    digest = hashlib.sha256()
-    for part in (dockerfile, guest, base_id.encode()):
-        digest.update(hashlib.sha256(part).digest())
+def content_hash(context: Path, base_id: str) -> str:
+    """Hash of every file of the build context and the id of the image it builds on."""
+    digest = hashlib.sha256(base_id.encode())
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(context)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
-async def _build_one(language: str, image: str, base: str, base_id: str, force: bool) -> ImageBuild:
+async def _build(name: str, directory: Path, image: str, base: str, force: bool) -> ImageBuild:
     started = time.monotonic()
-    directory = DOCKERFILES / language
-    wanted = content_hash((directory / "Dockerfile").read_bytes(), GUEST.read_bytes(), base_id)
-    if not force and await _image_label(image, LABEL_IMAGE_HASH) == wanted:
-        return ImageBuild(language, image, "up-to-date", time.monotonic() - started)
-    with tempfile.TemporaryDirectory(prefix=f"codebeaker-{language}-") as context:
+    base_id = await _image_id(base)
+    if base_id is None:
+        raise SandboxError(f"base image {base} is missing")
+    with tempfile.TemporaryDirectory(prefix=f"codebeaker-{name}-") as context:
         shutil.copytree(directory, context, dirs_exist_ok=True)
-        shutil.copy2(GUEST, Path(context) / "guest.py")
+        if directory == COMMON:
+            shutil.copy2(GUEST, Path(context) / "guest.py")
+        wanted = content_hash(Path(context), base_id)
+        if not force and await _image_label(image, LABEL_IMAGE_HASH) == wanted:
+            return ImageBuild(name, image, "up-to-date", time.monotonic() - started)
         logger.info("building {}", image)
         await _run(
             "docker", "build", "--network", "host", "--pull=false",
@@ -182,7 +189,7 @@ async def _build_one(language: str, image: str, base: str, base_id: str, force: 
             "--tag", image, context,
             timeout=1800,
         )  # fmt: skip
-    return ImageBuild(language, image, "built", time.monotonic() - started)
+    return ImageBuild(name, image, "built", time.monotonic() - started)
 
 
 async def build_images(
@@ -192,9 +199,9 @@ async def build_images(
     in parallel, and apt's downloads share one mirror)."""
     names = [RUNTIMES.get(name).name for name in languages] if languages else RUNTIMES.names()
     base = await ensure_base(settings)
-    base_id = await _image_id(base)
-    if base_id is None:
-        raise SandboxError(f"base image {base} vanished")
-    return [
-        await _build_one(name, settings.image_for(name), base, base_id, force) for name in names
-    ]
+    common = f"{settings.image_prefix}/runtime-base:latest"
+    builds = [await _build("runtime-base", COMMON, common, base, force)]
+    for name in names:
+        image = settings.image_for(name)
+        builds.append(await _build(name, DOCKER / "runtimes" / name, image, common, force))
+    return builds
