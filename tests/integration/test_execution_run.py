@@ -1,0 +1,176 @@
+"""execution.run: one-shot programs in every language, leaving nothing behind."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiodocker
+import pytest
+
+from .client import RpcClient
+from .conftest import ServerProcess, run_containers
+from .test_sessions import assert_invalid_params
+
+RUN_FIELDS = {"stdout", "stderr", "exitCode", "timedOut", "truncated", "durationMs"}
+COMPILE_FIELDS = {"stdout", "stderr", "exitCode", "durationMs"}
+
+GO_HELLO = """package main
+
+import "fmt"
+
+func main() {
+	fmt.Println("hello from go", 6*7)
+}
+"""
+GO_BROKEN = """package main
+
+func main() {
+	undefinedFunction()
+}
+"""
+CSHARP_HELLO = """using System;
+
+public class Program
+{
+    public static void Main()
+    {
+        Console.WriteLine("hello from c# " + (6 * 7));
+    }
+}
+"""
+
+
+async def run(rpc: RpcClient, params: dict[str, Any], timeout: float = 170) -> dict[str, Any]:
+    result = await rpc.result("execution.run", params, timeout=timeout)
+    assert set(result) >= RUN_FIELDS, result
+    assert isinstance(result["durationMs"], int)
+    assert isinstance(result["exitCode"], int)
+    return result
+
+
+@pytest.fixture
+async def nothing_left_behind(docker: aiodocker.Docker, server_process: ServerProcess) -> Any:
+    yield
+    left = await run_containers(docker, server_process.instance)
+    assert left == [], f"execution.run left containers: {[c['Id'][:12] for c in left]}"
+
+
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")
+
+
+async def test_python_hello(rpc: RpcClient) -> None:
+    result = await run(rpc, {"language": "python", "code": "print('hello')"})
+    assert result["stdout"] == "hello\n"
+    assert result["stderr"] == ""
+    assert result["exitCode"] == 0
+    assert result["timedOut"] is False
+    assert result["truncated"] is False
+
+
+async def test_python_stdin_stderr_and_exit_code(rpc: RpcClient) -> None:
+    code = (
+        "import sys\n"
+        "data = sys.stdin.read()\n"
+        "print(data.upper(), end='')\n"
+        "print('warn', file=sys.stderr)\n"
+        "sys.exit(3)\n"
+    )
+    result = await run(rpc, {"language": "py", "code": code, "stdin": "echo me\n"})
+    assert result["stdout"] == "ECHO ME\n"
+    assert result["stderr"] == "warn\n"
+    assert result["exitCode"] == 3
+
+
+async def test_javascript(rpc: RpcClient) -> None:
+    result = await run(rpc, {"language": "js", "code": "console.log(6 * 7)"})
+    assert result["stdout"] == "42\n", result
+    assert result["exitCode"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_go_compiles_and_runs(rpc: RpcClient) -> None:
+    result = await run(rpc, {"language": "go", "code": GO_HELLO})
+    assert "compile" in result, result
+    assert set(result["compile"]) >= COMPILE_FIELDS, result
+    assert result["compile"]["exitCode"] == 0, result["compile"]
+    assert result["stdout"] == "hello from go 42\n", result
+    assert result["exitCode"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_go_compile_error_does_not_run(rpc: RpcClient) -> None:
+    result = await run(rpc, {"language": "golang", "code": GO_BROKEN})
+    compiled = result["compile"]
+    assert compiled["exitCode"] != 0, result
+    assert "undefinedFunction" in compiled["stdout"] + compiled["stderr"], compiled
+    assert result["exitCode"] == compiled["exitCode"]
+    assert result["stdout"] == ""
+    assert result["timedOut"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_csharp(rpc: RpcClient) -> None:
+    result = await run(rpc, {"language": "csharp", "code": CSHARP_HELLO})
+    assert result["compile"]["exitCode"] == 0, result["compile"]
+    assert result["stdout"] == "hello from c# 42\n", result
+    assert result["exitCode"] == 0
+
+
+@pytest.mark.timeout(60)
+async def test_timeout(rpc: RpcClient) -> None:
+    started = time.monotonic()
+    result = await run(
+        rpc,
+        {
+            "language": "python",
+            "code": "print('spin', flush=True)\nwhile True:\n    pass\n",
+            "timeoutSeconds": 1,
+        },
+    )
+    assert time.monotonic() - started < 30
+    assert result["timedOut"] is True
+    assert result["exitCode"] == 124
+    assert result["stdout"] == "spin\n"
+
+
+async def test_memory_limit(rpc: RpcClient) -> None:
+    result = await run(
+        rpc, {"language": "python", "code": "x = b'x' * (1024 ** 3)", "memoryLimitMB": 64}
+    )
+    assert result["exitCode"] == 137, result
+    assert result["timedOut"] is False
+
+
+async def test_unknown_language(rpc: RpcClient) -> None:
+    error = await rpc.error(
+        "execution.run",
+        {"language": "brainfuck", "code": "+"},
+        code=-32003,
+        kind="unsupported_language",
+    )
+    assert "python" in error["data"]["supported"]
+
+
+@pytest.mark.parametrize(
+    ("params", "names"),
+    [
+        ({"language": "python"}, ("code",)),
+        ({"code": "print(1)"}, ("language",)),
+        (
+            {"language": "python", "code": "1", "memoryLimitMB": 999999},
+            ("memoryLimitMB", "memory_limit_mb", "memoryLimitMb"),
+        ),
+        (
+            {"language": "python", "code": "1", "timeoutSeconds": -1},
+            ("timeoutSeconds", "timeout_seconds"),
+        ),
+        ({"language": "python", "code": "1", "stdin": 5}, ("stdin",)),
+    ],
+)
+async def test_bad_params(rpc: RpcClient, params: dict[str, Any], names: tuple[str, ...]) -> None:
+    error = await rpc.error("execution.run", params)
+    assert_invalid_params(error, *names)
