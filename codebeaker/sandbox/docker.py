@@ -113,19 +113,11 @@ class DockerBackend:
         except (SandboxError, TimeoutError):
             return False
 
-    async def image_exists(self, image: str) -> bool:
-        try:
-            async with docker_errors(image=image):
-                await self.client.images.inspect(image)
-            return True
-        except ImageMissingError:
-            return False
-
-    async def start_container(self, config: Mapping[str, Any], name: str | None = None) -> str:
+    async def start_container(self, config: Mapping[str, Any]) -> str:
         """Create and start; a container that fails to start is removed, not left behind."""
         image = str(config.get("Image", ""))
         async with docker_errors(image=image):
-            container = await self.client.containers.create(dict(config), name=name)
+            container = await self.client.containers.create(dict(config))
         try:
             async with docker_errors(container.id):
                 await container.start()
@@ -144,11 +136,6 @@ class DockerBackend:
         except SandboxError as exc:
             if "already in progress" not in str(exc):
                 raise
-
-    async def container_state(self, container_id: str) -> dict[str, Any]:
-        async with docker_errors(container_id):
-            info = await self.client.containers.container(container_id).show()
-        return dict(info.get("State", {}))
 
     async def labelled(self, labels: Mapping[str, str], *, running: bool = False) -> list[str]:
         """Ids of the containers carrying all these labels (only running ones if asked)."""
