@@ -33,7 +33,19 @@ DOCKER = Path(__file__).resolve().parent.parent / "docker"
 COMMON = DOCKER / "base"  # the sandbox user and the guest helper, shared by every language
 GUEST = Path(__file__).resolve().parent / "sandbox" / "guest.py"
 SUITE = "bookworm"
-PULL_TIMEOUT = 90.0
+PULL_TIMEOUT = 60.0
+# Written into the offline root, as Debian's own slim images do: later apt installs skip
+# documentation and translations, which nothing in a sandbox reads.
+DPKG_SLIM = """\
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+"""
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 # The legacy builder honours --network host, so apt-get inside a build reaches the mirror.
 DOCKER_ENV = {**os.environ, "DOCKER_BUILDKIT": "0"}
@@ -48,22 +60,30 @@ class ImageBuild:
 
 
 async def _run(*argv: str, stdin: int | None = None, timeout: float | None = None) -> str:
-    """Run a program; its combined output, or SandboxError carrying the tail of it."""
+    """Run a program, streaming its combined output to the debug log (a build takes
+    minutes); its output, or SandboxError carrying the tail of it."""
     process = await asyncio.create_subprocess_exec(
         *argv,
         stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env=DOCKER_ENV,
+        limit=1024 * 1024,  # apt and docker can print long lines
     )
+    assert process.stdout is not None
+    lines: list[str] = []
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        async with asyncio.timeout(timeout):
+            async for raw in process.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                logger.debug("{}: {}", argv[1], line)
+                lines.append(line)
+            await process.wait()
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise SandboxError(f"{argv[0]} {argv[1]} timed out after {timeout:g}s") from None
-    text = output.decode(errors="replace")
-    logger.debug("{}: {}", " ".join(argv[:3]), text[-2000:])
+        raise SandboxError(f"`{' '.join(argv[:3])}` timed out after {timeout:g}s") from None
+    text = "\n".join(lines)
     if process.returncode != 0:
         raise SandboxError(f"`{' '.join(argv[:3])}` failed: {text.strip()[-1500:]}")
     return text
@@ -107,6 +127,7 @@ def debian_mirror(sources: Sequence[Path] = APT_SOURCES) -> str | None:
                 uris = fields.get("URIs", "").split()
                 if (
                     uris
+                    and fields.get("Enabled", "yes").lower() != "no"
                     and "deb" in fields.get("Types", "").split()
                     and SUITE in fields.get("Suites", "").split()
                 ):
@@ -119,19 +140,42 @@ def debian_mirror(sources: Sequence[Path] = APT_SOURCES) -> str | None:
     return None
 
 
+def _slim(root: Path) -> None:
+    """Drop what debootstrap leaves behind (downloaded .debs, package lists, docs): about
+    half of a minbase root. Symlinks are unlinked, never followed out of the root (an
+    absolute link would point into this machine's own /usr)."""
+    root = root.resolve()
+    (root / "etc/dpkg/dpkg.cfg.d/codebeaker-slim").write_text(DPKG_SLIM)
+    doomed = [*root.glob("var/cache/apt/archives/*.deb"), *root.glob("var/lib/apt/lists/*_*")]
+    for name in ("man", "groff", "info", "lintian", "linda", "locale"):
+        doomed += root.glob(f"usr/share/{name}/*")
+    doomed += (p for p in root.glob("usr/share/doc/*/*") if p.name != "copyright")
+    for path in doomed:
+        if not path.parent.resolve().is_relative_to(root):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 async def _debootstrap_base(tag: str, mirror: str) -> None:
     with tempfile.TemporaryDirectory(prefix="codebeaker-rootfs-", dir="/var/tmp") as root:
         logger.info("building the offline base image {} from {}", tag, mirror)
         await _run("debootstrap", "--variant=minbase", SUITE, root, mirror, timeout=900)
+        _slim(Path(root))
         read_end, write_end = os.pipe()
         try:
             tar = await asyncio.create_subprocess_exec(
-                "tar", "-C", root, "-c", ".", stdout=write_end
+                "tar", "-C", root, "--numeric-owner", "-c", ".", stdout=write_end
             )
         finally:
             os.close(write_end)
         try:
-            await _run("docker", "import", "-", tag, stdin=read_end, timeout=600)
+            await _run(
+                "docker", "import", "--change", f"LABEL {LABEL_MANAGED}=true",
+                "-", tag, stdin=read_end, timeout=600,
+            )  # fmt: skip
         finally:
             os.close(read_end)
             if await tar.wait() != 0:
@@ -139,19 +183,22 @@ async def _debootstrap_base(tag: str, mirror: str) -> None:
 
 
 async def ensure_base(settings: Settings) -> str:
-    """A base image that exists locally: pulled if a registry answers, else built offline."""
-    if await _image_id(settings.base_image):
-        return settings.base_image
+    """A base image that exists locally. An offline base made earlier wins over a pull, so
+    a box without a registry does not wait for the pull to time out on every build."""
+    offline = f"{settings.image_prefix}/base:{SUITE}"
+    for image in (settings.base_image, offline):
+        if await _image_id(image):
+            return image
     try:
         await _run("docker", "pull", settings.base_image, timeout=PULL_TIMEOUT)
         return settings.base_image
     except SandboxError as exc:
-        logger.info("cannot pull {} ({}); using an offline base", settings.base_image, exc)
-    offline = f"{settings.image_prefix}/base:{SUITE}"
-    if await _image_id(offline):
-        return offline
-    if shutil.which("debootstrap") is None:
-        raise SandboxError("no registry answers and debootstrap is not installed")
+        logger.info("cannot pull {} ({}); building an offline base", settings.base_image, exc)
+    if shutil.which("debootstrap") is None or os.geteuid() != 0:
+        raise SandboxError(
+            "no registry answers and the offline base needs root and debootstrap "
+            "(scripts/ensure-docker.sh installs it)"
+        )
     mirror = settings.debian_mirror or debian_mirror()
     if mirror is None:
         raise SandboxError("no Debian mirror in the apt sources; set CODEBEAKER_DEBIAN_MIRROR")
@@ -168,7 +215,11 @@ def content_hash(context: Path, base_id: str) -> str:
     return digest.hexdigest()
 
 
-async def _build(name: str, directory: Path, image: str, base: str, force: bool) -> ImageBuild:
+async def _build(
+    name: str, directory: Path, image: str, base: str, force: bool, replaced: list[str]
+) -> ImageBuild:
+    """Build one image unless its label says it is current; the id it replaces goes to
+    ``replaced``, to be removed once nothing newer builds on it."""
     started = time.monotonic()
     base_id = await _image_id(base)
     if base_id is None:
@@ -181,6 +232,7 @@ async def _build(name: str, directory: Path, image: str, base: str, force: bool)
         if not force and await _image_label(image, LABEL_IMAGE_HASH) == wanted:
             return ImageBuild(name, image, "up-to-date", time.monotonic() - started)
         logger.info("building {}", image)
+        old_id = await _image_id(image)
         await _run(
             "docker", "build", "--network", "host", "--pull=false",
             "--build-arg", f"BASE_IMAGE={base}",
@@ -189,7 +241,23 @@ async def _build(name: str, directory: Path, image: str, base: str, force: bool)
             "--tag", image, context,
             timeout=1800,
         )  # fmt: skip
+    if old_id is not None and old_id != await _image_id(image):
+        replaced.append(old_id)
     return ImageBuild(name, image, "built", time.monotonic() - started)
+
+
+async def _remove_replaced(image_ids: list[str]) -> None:
+    """Each rebuild would otherwise leave a dangling image of hundreds of MB behind.
+    Children go first; an image someone tagged or a container still uses stays."""
+    for image_id in reversed(image_ids):
+        try:
+            tags = await _run(
+                "docker", "image", "inspect", "--format", "{{len .RepoTags}}", image_id
+            )
+            if tags.strip() == "0":
+                await _run("docker", "image", "rm", image_id)
+        except SandboxError as exc:
+            logger.debug("kept replaced image {}: {}", image_id[:19], exc)
 
 
 async def build_images(
@@ -200,8 +268,11 @@ async def build_images(
     names = [RUNTIMES.get(name).name for name in languages] if languages else RUNTIMES.names()
     base = await ensure_base(settings)
     common = f"{settings.image_prefix}/runtime-base:latest"
-    builds = [await _build("runtime-base", COMMON, common, base, force)]
+    replaced: list[str] = []
+    builds = [await _build("runtime-base", COMMON, common, base, force, replaced)]
     for name in names:
         image = settings.image_for(name)
-        builds.append(await _build(name, DOCKER / "runtimes" / name, image, common, force))
+        directory = DOCKER / "runtimes" / name
+        builds.append(await _build(name, directory, image, common, force, replaced))
+    await _remove_replaced(replaced)
     return builds
