@@ -6,6 +6,7 @@ This is the only module that touches aiodocker; its errors never leave it untran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -27,7 +28,7 @@ from codebeaker.exceptions import (
     SandboxUnavailableError,
 )
 
-__all__ = ["DockerBackend", "ExecOutput", "docker_errors"]
+__all__ = ["DockerBackend", "ExecChannel", "ExecOutput", "docker_errors"]
 
 STDOUT, STDERR = 1, 2
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -79,6 +80,59 @@ class _Collector:
         buffer += data[: max(room, 0)]
         if len(data) > room:
             self.overflowed = True
+
+
+class ExecChannel:
+    """A long-lived exec spoken to in lines: we write its stdin, a task reads its stdout.
+
+    ``closed`` turns true as soon as the process is gone (killed, container removed), so
+    the owner knows to start a new one before relying on it.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self._lines: asyncio.Queue[bytes] = asyncio.Queue()
+        self._lock = asyncio.Lock()
+        self._reader = asyncio.create_task(self._read())
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.done()
+
+    async def _read(self) -> None:
+        buffer = bytearray()
+        with contextlib.suppress(aiodocker.DockerError, aiohttp.ClientError, OSError):
+            while (message := await self._stream.read_out()) is not None:
+                if message.stream != STDOUT:
+                    continue
+                buffer += message.data
+                while (end := buffer.find(b"\n")) >= 0:
+                    self._lines.put_nowait(bytes(buffer[:end]))
+                    del buffer[: end + 1]
+
+    async def request(self, line: bytes, timeout: float) -> bytes:
+        """One line out, one line back; SandboxError if the process is gone or silent."""
+        async with self._lock:
+            if self.closed:
+                raise SandboxError("the resident process is gone")
+            try:
+                await self._stream.write_in(line + b"\n")
+            except (RuntimeError, ConnectionError, OSError, aiohttp.ClientError) as exc:
+                raise SandboxError(f"the resident process is gone: {exc}") from exc
+            reply = asyncio.ensure_future(self._lines.get())
+            await asyncio.wait(
+                {reply, self._reader}, timeout=timeout, return_when="FIRST_COMPLETED"
+            )
+            if not reply.done():
+                reply.cancel()
+                await self.aclose()  # a late answer would pair with the next question
+                raise SandboxError("the resident process did not answer")
+            return reply.result()
+
+    async def aclose(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(Exception):
+            await self._stream.close()
 
 
 class DockerBackend:
@@ -151,6 +205,17 @@ class DockerBackend:
         ids = await self.labelled(labels)
         await asyncio.gather(*(self.remove_container(container_id) for container_id in ids))
         return len(ids)
+
+    async def open_channel(
+        self, container_id: str, argv: Sequence[str], *, user: str, workdir: str
+    ) -> ExecChannel:
+        """Start a long-lived exec with stdin attached (see ``ExecChannel``)."""
+        async with docker_errors(container_id):
+            container = self.client.containers.container(container_id)
+            execution = await container.exec(list(argv), stdin=True, user=user, workdir=workdir)
+            stream = execution.start()
+            await stream.__aenter__()  # starts the exec now, once
+        return ExecChannel(stream)
 
     async def run_exec(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from typing import Any
 
 from loguru import logger
@@ -17,24 +18,34 @@ from codebeaker.constants import (
     RUN_MARKER_ENV,
     SANDBOX_USER,
 )
-from codebeaker.exceptions import CommandFailedError, SandboxError
-from codebeaker.sandbox.docker import DockerBackend, ExecOutput
+from codebeaker.exceptions import CommandFailedError, ContainerGoneError, SandboxError
+from codebeaker.sandbox.docker import DockerBackend, ExecChannel, ExecOutput
 from codebeaker.sandbox.driver import Driver, ProcessRequest, ProcessResult
 
 __all__ = ["ExecDriver"]
 
+GUEST_ARGV = ("python3", "-I", "-S", GUEST_PATH)  # isolated: no PYTHON* env, no site
 GUEST_TIMEOUT = 60.0
 GUEST_OUTPUT_LIMIT = 64 * 1024 * 1024
-KILL_ATTEMPTS = 40  # a fork bomb can hold every pid for a while; keep trying to get one
+KILL_DEADLINE = 20.0  # fallback kill: how long to keep trying to get a pid from a fork bomb
+KILL_ATTEMPT_TIMEOUT = 5.0
 START_FAILURE = b"OCI runtime exec failed"
 
 
 class ExecDriver(Driver):
+    """Commands are one exec each. File operations and tree kills go to a resident guest
+    (``guest.py serve``) started before the first command: it answers without a new exec,
+    and, already running, it can kill a fork bomb that holds every free pid. Should user
+    code kill it, it is restarted before the next command; meanwhile one-shot guest execs
+    stand in."""
+
     def __init__(self, backend: DockerBackend, container_id: str) -> None:
         super().__init__(container_id)
         self._backend = backend
+        self._resident: ExecChannel | None = None
 
     async def run(self, request: ProcessRequest) -> ProcessResult:
+        await self._ensure_resident()  # before the command, so it is older than its tree
         marker = secrets.token_hex(8)
         out = await self._backend.run_exec(
             self.container_id,
@@ -51,38 +62,69 @@ class ExecDriver(Driver):
         return _result(request, out)
 
     async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
-        out = await self._guest({"op": op, **params})
-        reply: dict[str, Any] = json.loads(out.stdout)
+        await self._ensure_resident()
+        reply = await self._guest({"op": op, **params}, GUEST_TIMEOUT)
         if not reply.pop("ok"):
             raise CommandFailedError(reply["kind"], reply["message"])
         return reply
 
-    async def _guest(self, request: dict[str, Any]) -> ExecOutput:
+    async def aclose(self) -> None:
+        if self._resident is not None:
+            await self._resident.aclose()
+            self._resident = None
+
+    async def _ensure_resident(self) -> None:
+        if self._resident is not None and not self._resident.closed:
+            return
+        try:
+            self._resident = await self._backend.open_channel(
+                self.container_id, (*GUEST_ARGV, "serve"), user=SANDBOX_USER, workdir="/"
+            )
+        except ContainerGoneError:
+            raise
+        except SandboxError as exc:  # e.g. no free pid right now: one-shot execs will do
+            logger.debug("resident guest not started in {}: {}", self.container_id[:12], exc)
+            self._resident = None
+
+    async def _guest(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Ask the resident guest, or a one-shot guest exec when it is not there."""
+        line = json.dumps(request).encode()
+        if self._resident is not None and not self._resident.closed:
+            try:
+                return dict(json.loads(await self._resident.request(line, timeout)))
+            except SandboxError as exc:
+                logger.debug("resident guest failed, using an exec: {}", exc)
         out = await self._backend.run_exec(
             self.container_id,
-            ("python3", "-I", "-S", GUEST_PATH),  # isolated: no PYTHON* env, no site, faster
+            GUEST_ARGV,
             user=SANDBOX_USER,
             env={},
             workdir="/",
-            stdin=json.dumps(request).encode(),
-            timeout=GUEST_TIMEOUT,
+            stdin=line,
+            timeout=timeout,
             output_limit=GUEST_OUTPUT_LIMIT,
         )
         if out.exit_code != 0 or out.timed_out or out.overflowed:
             detail = (out.stdout + out.stderr)[-300:].decode(errors="replace").strip()
             raise SandboxError(f"guest helper failed ({request['op']}): {detail}")
-        return out
+        return dict(json.loads(out.stdout))
 
     async def _kill(self, marker: str, since: float) -> None:
-        """Kill the command's whole tree; retried because a fork bomb may hold every pid."""
-        for attempt in range(KILL_ATTEMPTS):
+        """Kill the command's whole tree; a one-shot exec may need retries under a fork
+        bomb (no pid to start in), so those go on until ``KILL_DEADLINE``."""
+        request = {"op": "kill", "marker": marker, "since": since}
+        deadline = time.monotonic() + KILL_DEADLINE
+        while True:
             try:
-                await self._guest({"op": "kill", "marker": marker, "since": since})
+                await self._guest(request, KILL_ATTEMPT_TIMEOUT)
                 return
             except SandboxError as exc:
-                logger.debug("tree kill attempt {} failed: {}", attempt + 1, exc)
-                await asyncio.sleep(0.25)
-        logger.warning("could not kill every process of a command in {}", self.container_id[:12])
+                if time.monotonic() >= deadline:
+                    logger.warning(
+                        "processes of a command in {} survived: {}", self.container_id[:12], exc
+                    )
+                    return
+                await asyncio.sleep(0.1)
 
 
 def _result(request: ProcessRequest, out: ExecOutput) -> ProcessResult:

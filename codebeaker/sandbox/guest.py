@@ -254,33 +254,62 @@ def _boot_ticks(epoch: float) -> int:
     return int((epoch - btime) * os.sysconf("SC_CLK_TCK"))
 
 
+def _freeze(me: int) -> set[int]:
+    """SIGSTOP every process we may signal, until no new one appears. Bare signals, no
+    /proc reads: a fork bomb is starving us of CPU, and each stop gives some back. Other
+    users' processes (the keep-alive) refuse with EPERM and are left alone."""
+    stopped: set[int] = set()
+    for _ in range(100):
+        fresh = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in stopped or int(name) == me:
+                continue
+            try:
+                os.kill(int(name), signal.SIGSTOP)
+            except OSError:
+                continue
+            stopped.add(int(name))
+            fresh = True
+        if not fresh:
+            break
+    return stopped
+
+
 def op_kill(req: Request) -> Reply:
     """Kill every process of one command: those carrying its marker, and anything of the
     sandbox uid started since the command began (which catches ``setsid`` and ``env -i``
-    escapees). Commands of one session run one at a time, so nothing else is that young."""
+    escapees). Commands of one session run one at a time, so nothing else is that young.
+    Everything is frozen first; older processes (a server started by an earlier command)
+    are continued afterwards."""
+    me = os.getpid()
     tag = f"{MARKER_ENV}={req['marker']}".encode()
     anchor = _boot_ticks(req["since"]) if req.get("since") else None
     killed: set[int] = set()
-    for _ in range(200):
+    for _ in range(20):
+        stopped = _freeze(me)
         procs = list(_processes())
         marked = [start for _, start, environ in procs if tag in environ]
         if marked:
-            anchor = min(marked) if anchor is None else min(anchor, *marked)
-        targets = [
+            anchor = min([*marked] if anchor is None else [anchor, *marked])
+        targets = {
             pid
             for pid, start, environ in procs
             if tag in environ or (anchor is not None and start >= anchor)
-        ]
+        }
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in stopped - targets:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+        killed |= targets
         if not targets:
             break
-        for sig in (signal.SIGSTOP, signal.SIGKILL):  # freeze first so nothing forks mid-kill
-            for pid in targets:
-                try:
-                    os.kill(pid, sig)
-                except OSError:
-                    pass
-        killed.update(targets)
-        time.sleep(0.005)
+        time.sleep(0.01)
     return {"killed": len(killed)}
 
 
@@ -308,7 +337,22 @@ def handle(req: Request) -> Reply:
         return {"ok": False, "kind": "bad_request", "message": repr(exc)}
 
 
+def serve() -> None:
+    """Stay resident: one JSON request per line in, one JSON reply per line out. Started
+    before a command runs, it can kill that command's tree without needing a free pid."""
+    for line in sys.stdin.buffer:
+        try:
+            reply = handle(json.loads(line))
+        except ValueError as exc:
+            reply = {"ok": False, "kind": "bad_request", "message": repr(exc)}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["serve"]:
+        serve()
+        return
     request = json.loads(sys.stdin.buffer.read())
     sys.stdout.write(json.dumps(handle(request)))
     sys.stdout.flush()

@@ -116,7 +116,11 @@ class RpcClient:
     ) -> dict[str, Any]:
         """The whole response object of one request."""
         future = await self.start(method, params)
-        return await asyncio.wait_for(future, timeout)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            summary = json.dumps(params)[:300]
+            raise AssertionError(f"no reply to {method} {summary} within {timeout:g}s") from None
 
     async def notify(self, method: str, params: Any = None) -> None:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}

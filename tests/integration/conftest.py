@@ -28,7 +28,7 @@ import aiodocker
 import pytest
 from aiodocker.exceptions import DockerError
 
-from codebeaker.constants import LABEL_INSTANCE, LABEL_KIND
+from codebeaker.constants import GUEST_PATH, LABEL_INSTANCE, LABEL_KIND
 
 from .client import ALL_FRAMES, RpcClient
 
@@ -76,7 +76,11 @@ async def http_get(url: str, timeout: float = 5) -> tuple[int, dict[str, Any]]:
 class ServerProcess:
     """``python -m codebeaker serve`` on a free port, with its own instance name."""
 
-    def __init__(self, env: dict[str, str], instance: str | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], instance: str | None = None, *, healthy: bool = True
+    ) -> None:
+        self.healthy = healthy
+        """Wait for /health to say 200 (or, when False, just to answer at all)."""
         self.port = free_port()
         self.instance = instance or f"it-{secrets.token_hex(6)}"
         self.http_url = f"http://127.0.0.1:{self.port}"
@@ -147,7 +151,7 @@ class ServerProcess:
             except OSError as exc:
                 last = repr(exc)
             else:
-                if status == 200:
+                if status == 200 or not self.healthy:
                     return
                 last = f"HTTP {status}: {body}"
             await asyncio.sleep(0.2)
@@ -256,13 +260,23 @@ async def sandbox_processes(client: RpcClient, session_id: str) -> list[dict[str
     return [row for row in rows if row["state"] not in ("Z", "X")]
 
 
+def is_resident_guest(row: dict[str, Any]) -> bool:
+    """The server's own ``guest.py serve``, started before a session's first command."""
+    return row["uid"] == 1000 and str(row["cmd"]).endswith(f"{GUEST_PATH} serve")
+
+
 async def leftover_user_processes(
     client: RpcClient, session_id: str, settle: float = 3.0
 ) -> list[dict[str, Any]]:
-    """Processes of the sandbox user (uid 1000) still alive; polls ``settle`` seconds."""
+    """Processes of the sandbox user (uid 1000) still alive; polls ``settle`` seconds.
+    The server's resident guest is not a leftover."""
     deadline = time.monotonic() + settle
     while True:
-        rows = [row for row in await sandbox_processes(client, session_id) if row["uid"] == 1000]
+        rows = [
+            row
+            for row in await sandbox_processes(client, session_id)
+            if row["uid"] == 1000 and not is_resident_guest(row)
+        ]
         if not rows or time.monotonic() >= deadline:
             return rows
         await asyncio.sleep(0.3)
@@ -276,11 +290,14 @@ async def docker() -> AsyncIterator[aiodocker.Docker]:
     """The real Docker engine; the run fails (never skips) when it or an image is missing."""
     client = aiodocker.Docker(url=os.environ.get("CODEBEAKER_DOCKER_URL"))
     try:
+        problem: Exception | None = None
         try:
             await client.version()
         except Exception as exc:
+            problem = exc
+        if problem is not None:
             pytest.fail(
-                f"the Docker engine is unreachable ({exc!r}). The integration suite needs a "
+                f"the Docker engine is unreachable ({problem}). The integration suite needs a "
                 "running engine: start it (`make test` installs and starts one), or point "
                 "DOCKER_HOST at one.",
                 pytrace=False,
@@ -315,6 +332,7 @@ async def stop_and_check(docker: aiodocker.Docker, server: ServerProcess) -> Non
         f"server {server.instance} exited (code {returncode}) but left containers "
         f"{leftovers} behind"
     )
+    server.log_path.unlink(missing_ok=True)  # kept only when something went wrong
 
 
 @pytest.fixture(scope="session")
@@ -339,8 +357,8 @@ async def start_server(docker: aiodocker.Docker) -> AsyncIterator[ServerFactory]
     """Start extra servers with other settings; each is stopped (and checked) afterwards."""
     started: list[ServerProcess] = []
 
-    async def start(instance: str | None = None, **env: str) -> ServerProcess:
-        server = ServerProcess(env, instance=instance)
+    async def start(instance: str | None = None, healthy: bool = True, **env: str) -> ServerProcess:
+        server = ServerProcess(env, instance=instance, healthy=healthy)
         started.append(server)
         await server.start()
         return server

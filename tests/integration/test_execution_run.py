@@ -9,7 +9,7 @@ import aiodocker
 import pytest
 
 from .client import RpcClient
-from .conftest import ServerProcess, run_containers
+from .conftest import MIB, ServerProcess, run_containers
 from .test_sessions import assert_invalid_params
 
 RUN_FIELDS = {"stdout", "stderr", "exitCode", "timedOut", "truncated", "durationMs"}
@@ -135,6 +135,16 @@ async def test_timeout(rpc: RpcClient) -> None:
     assert result["timedOut"] is True
     assert result["exitCode"] == 124
     assert result["stdout"] == "spin\n"
+
+
+@pytest.mark.timeout(60)
+async def test_output_flood(rpc: RpcClient) -> None:
+    started = time.monotonic()
+    code = "import sys\nwhile True:\n    sys.stdout.write('y' * 4096)\n"
+    result = await run(rpc, {"language": "python", "code": code, "timeoutSeconds": 30})
+    assert time.monotonic() - started < 25, "the flood was not cut at the output cap"
+    assert result["truncated"] is True
+    assert 0 < len(result["stdout"]) <= MIB
 
 
 async def test_memory_limit(rpc: RpcClient) -> None:

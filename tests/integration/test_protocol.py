@@ -8,7 +8,7 @@ import json
 import pytest
 
 from .client import RpcClient
-from .conftest import MIB, ConnectFactory, ServerProcess, close_quietly, http_get, wait_until
+from .conftest import MIB, ConnectFactory, close_quietly, wait_until
 
 
 async def next_frame(client: RpcClient, timeout: float = 30) -> object:
@@ -213,16 +213,3 @@ async def test_errors_carry_kind_and_no_traceback(rpc: RpcClient) -> None:
         text = json.dumps(response)
         assert "Traceback" not in text
         assert 'File "' not in text
-
-
-async def test_health(rpc: RpcClient, server_process: ServerProcess) -> None:
-    status, body = await http_get(server_process.http_url + "/health")
-    assert status == 200, body
-    assert body["status"] == "ok"
-    assert body["docker"] == "ok"
-    assert isinstance(body["sessions"], int)
-    assert not isinstance(body["sessions"], bool)
-    assert isinstance(body["version"], str)
-    assert body["version"]
-    listing = await rpc.result("session.list")
-    assert body["sessions"] == listing["count"]
