@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -33,6 +33,7 @@ __all__ = [
     "ReadFile",
     "WireModel",
     "WriteFile",
+    "at_most",
     "validate_env",
 ]
 
@@ -40,10 +41,17 @@ Encoding = Literal["utf8", "base64"]
 NonEmptyPath = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
-def _settings(info: ValidationInfo) -> Settings | None:
-    context = info.context or {}
-    settings = context.get("settings")
-    return settings if isinstance(settings, Settings) else None
+Number = TypeVar("Number", int, float)
+
+
+def at_most(value: Number | None, info: ValidationInfo, maximum: str) -> Number | None:
+    """A value above the server setting ``maximum`` is a validation error, never clamped."""
+    settings = (info.context or {}).get("settings")
+    if value is not None and isinstance(settings, Settings):
+        limit = getattr(settings, maximum)
+        if value > limit:
+            raise ValueError(f"must be at most {limit:g} (server maximum)")
+    return value
 
 
 def _no_nul(value: str) -> str:
@@ -112,10 +120,7 @@ class ReadFile(WireModel):
     @field_validator("max_bytes")
     @classmethod
     def _within_cap(cls, value: int | None, info: ValidationInfo) -> int | None:
-        settings = _settings(info)
-        if value is not None and settings and value > settings.read_file_limit_bytes:
-            raise ValueError(f"must be at most {settings.read_file_limit_bytes}")
-        return value
+        return at_most(value, info, "read_file_limit_bytes")
 
 
 class ExecuteShell(WireModel):
@@ -151,10 +156,7 @@ class ExecuteShell(WireModel):
     @field_validator("timeout_seconds")
     @classmethod
     def _within_cap(cls, value: float | None, info: ValidationInfo) -> float | None:
-        settings = _settings(info)
-        if value is not None and settings and value > settings.max_command_timeout_seconds:
-            raise ValueError(f"must be at most {settings.max_command_timeout_seconds:g}")
-        return value
+        return at_most(value, info, "max_command_timeout_seconds")
 
 
 class CreateDirectory(WireModel):

@@ -10,22 +10,12 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
-from codebeaker.commands.models import Command, WireModel, validate_env
-from codebeaker.settings import Settings
+from codebeaker.commands.models import Command, WireModel, at_most, validate_env
 
 __all__ = ["CreateSessionParams", "ExecuteParams", "NoParams", "RunParams", "SessionIdParams"]
 
 SessionId = Annotated[str, Field(min_length=1, max_length=256)]
 MEMORY_ALIAS = AliasChoices("memoryLimitMB", "memory_limit_mb", "memoryLimitMb")
-
-
-def _at_most(value: float | None, info: ValidationInfo, maximum: str) -> float | None:
-    settings = (info.context or {}).get("settings")
-    if value is not None and isinstance(settings, Settings):
-        limit = getattr(settings, maximum)
-        if value > limit:
-            raise ValueError(f"must be at most {limit:g} (server maximum)")
-    return value
 
 
 class NoParams(WireModel):
@@ -47,7 +37,7 @@ class _MemoryParams(WireModel):
     @field_validator("memory_limit_mb")
     @classmethod
     def _memory(cls, value: int | None, info: ValidationInfo) -> int | None:
-        _at_most(value, info, "max_memory_mb")
+        at_most(value, info, "max_memory_mb")
         return value
 
 
@@ -61,17 +51,17 @@ class CreateSessionParams(_MemoryParams):
     @field_validator("idle_timeout_minutes")
     @classmethod
     def _idle(cls, value: float | None, info: ValidationInfo) -> float | None:
-        return _at_most(value, info, "max_idle_timeout_minutes")
+        return at_most(value, info, "max_idle_timeout_minutes")
 
     @field_validator("max_lifetime_minutes")
     @classmethod
     def _lifetime(cls, value: float | None, info: ValidationInfo) -> float | None:
-        return _at_most(value, info, "max_lifetime_minutes")
+        return at_most(value, info, "max_lifetime_minutes")
 
     @field_validator("cpu_limit")
     @classmethod
     def _cpu(cls, value: float | None, info: ValidationInfo) -> float | None:
-        return _at_most(value, info, "max_cpu_limit")
+        return at_most(value, info, "max_cpu_limit")
 
     @field_validator("env")
     @classmethod
@@ -88,4 +78,4 @@ class RunParams(_MemoryParams):
     @field_validator("timeout_seconds")
     @classmethod
     def _timeout(cls, value: float | None, info: ValidationInfo) -> float | None:
-        return _at_most(value, info, "max_command_timeout_seconds")
+        return at_most(value, info, "max_command_timeout_seconds")
