@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 
 from loguru import logger
@@ -14,7 +13,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from codebeaker import __version__
 from codebeaker.exceptions import UnauthorizedError
-from codebeaker.rpc import Services, handle_frame
+from codebeaker.rpc import Services, dumps, handle_frame
 from codebeaker.rpc.errors import error_for
 from codebeaker.sandbox.docker import DockerBackend
 
@@ -38,7 +37,7 @@ async def jsonrpc_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     if not _authorized(websocket, services.settings.api_key):
         error = error_for(UnauthorizedError("missing or wrong API key"))
-        await websocket.send_text(json.dumps(error.to_wire()))
+        await websocket.send_text(dumps(error.to_wire()))
         await websocket.close(POLICY_VIOLATION)
         return
     await Connection(websocket, services).serve()

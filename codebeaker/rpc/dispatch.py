@@ -12,7 +12,12 @@ from codebeaker.exceptions import LimitExceededError
 from codebeaker.rpc.errors import error_for
 from codebeaker.rpc.methods import METHODS, Services
 
-__all__ = ["handle_frame"]
+__all__ = ["dumps", "handle_frame"]
+
+
+def dumps(message: Any) -> str:
+    """Compact JSON, as the spec's examples show it."""
+    return json.dumps(message, separators=(",", ":"))  # ASCII: lone surrogates stay escapes
 
 
 async def handle_frame(text: str, services: Services) -> str | None:
@@ -24,19 +29,19 @@ async def handle_frame(text: str, services: Services) -> str | None:
     limit = services.settings.max_message_bytes
     if len(text) > limit or len(text.encode("utf-8", errors="surrogatepass")) > limit:
         error = error_for(LimitExceededError("message_size", f"message over {limit} bytes"))
-        return json.dumps(error.to_wire())
+        return dumps(error.to_wire())
     try:
         parsed = json.loads(text)
     except ValueError:
         # let jsonrpcserver word the parse error
         reply = await async_dispatch_to_serializable(text, METHODS, context=services)
-        return None if reply is None else json.dumps(reply)
+        return None if reply is None else dumps(reply)
     if isinstance(parsed, list) and parsed:
         replies = await asyncio.gather(*(_dispatch_one(item, services) for item in parsed))
         answered = [reply for reply in replies if reply is not None]
-        return json.dumps(answered) if answered else None
+        return dumps(answered) if answered else None
     reply = await _dispatch_one(parsed, services)
-    return None if reply is None else json.dumps(reply)
+    return None if reply is None else dumps(reply)
 
 
 async def _dispatch_one(request: Any, services: Services) -> Any:
