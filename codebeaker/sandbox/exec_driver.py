@@ -1,4 +1,4 @@
-"""The exec-per-command driver: every command and file operation is one Docker exec."""
+"""The exec driver: one Docker exec per command, file operations via a resident guest."""
 
 from __future__ import annotations
 
