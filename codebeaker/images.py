@@ -111,8 +111,8 @@ async def _image_label(image: str, label: str) -> str | None:
     return text.strip() or None
 
 
-def debian_mirror(sources: Sequence[Path] = APT_SOURCES) -> str | None:
-    """The first Debian mirror this machine's apt sources use for the bookworm suite."""
+def debian_mirror(sources: Sequence[Path] = APT_SOURCES, suite: str = SUITE) -> str | None:
+    """The first mirror this machine's apt sources use for ``suite`` (default bookworm)."""
     files: list[Path] = []
     for source in sources:
         if source.is_dir():
@@ -129,13 +129,13 @@ def debian_mirror(sources: Sequence[Path] = APT_SOURCES) -> str | None:
                     uris
                     and fields.get("Enabled", "yes").lower() != "no"
                     and "deb" in fields.get("Types", "").split()
-                    and SUITE in fields.get("Suites", "").split()
+                    and suite in fields.get("Suites", "").split()
                 ):
                     return uris[0]
         else:
             for line in text.splitlines():
                 match = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
-                if match and match.group(2) == SUITE:
+                if match and match.group(2) == suite:
                     return match.group(1)
     return None
 
@@ -159,11 +159,22 @@ def _slim(root: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def _apt_sources(root: Path, mirror: str) -> None:
+    """Give the offline root the updates and security suites, as Debian's own images have,
+    so image builds (docker/base runs apt-get upgrade) pick up security fixes."""
+    lines = [f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-updates main"]
+    security = debian_mirror(suite=f"{SUITE}-security")
+    if security is not None:
+        lines.append(f"deb {security} {SUITE}-security main")
+    (root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
+
+
 async def _debootstrap_base(tag: str, mirror: str) -> None:
     with tempfile.TemporaryDirectory(prefix="codebeaker-rootfs-", dir="/var/tmp") as root:
         logger.info("building the offline base image {} from {}", tag, mirror)
         await _run("debootstrap", "--variant=minbase", SUITE, root, mirror, timeout=900)
         _slim(Path(root))
+        _apt_sources(Path(root), mirror)
         read_end, write_end = os.pipe()
         try:
             tar = await asyncio.create_subprocess_exec(

@@ -34,3 +34,13 @@ def test_content_hash_follows_files_and_base(tmp_path: Path) -> None:
     assert content_hash(tmp_path, "sha256:bbb") != first
     (tmp_path / "guest.py").write_text("print(1)\n")
     assert content_hash(tmp_path, "sha256:aaa") != first
+
+
+def test_mirror_for_another_suite(tmp_path: Path) -> None:
+    listing = tmp_path / "sources.list"
+    listing.write_text(
+        "deb http://mirror.example/debian bookworm main\n"
+        "deb http://security.example/debian-security bookworm-security main\n"
+    )
+    found = debian_mirror([listing], suite="bookworm-security")
+    assert found == "http://security.example/debian-security"
