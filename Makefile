@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install engine images run test check lint bench clean
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || { scripts/ensure-python.sh $(PYTHON) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
