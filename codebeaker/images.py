@@ -1,7 +1,7 @@
 """Builds the runtime images, offline when no registry answers.
 
-Every language image builds on one common layer (docker/base: the sandbox user and the
-guest helper). An image is rebuilt only when its inputs change: its Dockerfile directory
+Every language image builds on one common layer (docker/base: the sandbox user, the guest
+helper and the agent). An image is rebuilt only when its inputs change: its Dockerfile directory
 and the image below it, hashed into the ``codebeaker.image-hash`` label. The base is the
 configured registry image when it can be pulled; otherwise a Debian root made with
 debootstrap from this machine's own apt mirror and imported with ``docker import``.
@@ -31,7 +31,8 @@ __all__ = ["ImageBuild", "build_images", "debian_mirror"]
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 COMMON = DOCKER / "base"  # the sandbox user and the guest helper, shared by every language
-GUEST = Path(__file__).resolve().parent / "sandbox" / "guest.py"
+SANDBOX = Path(__file__).resolve().parent / "sandbox"
+IN_IMAGE = (SANDBOX / "guest.py", SANDBOX / "agent.py")  # stdlib-only, baked into every image
 SUITE = "bookworm"
 PULL_TIMEOUT = 60.0
 # Written into the offline root, as Debian's own slim images do: later apt installs skip
@@ -238,7 +239,8 @@ async def _build(
     with tempfile.TemporaryDirectory(prefix=f"codebeaker-{name}-") as context:
         shutil.copytree(directory, context, dirs_exist_ok=True)
         if directory == COMMON:
-            shutil.copy2(GUEST, Path(context) / "guest.py")
+            for source in IN_IMAGE:
+                shutil.copy2(source, Path(context) / source.name)
         wanted = content_hash(Path(context), base_id)
         if not force and await _image_label(image, LABEL_IMAGE_HASH) == wanted:
             return ImageBuild(name, image, "up-to-date", time.monotonic() - started)

@@ -27,6 +27,7 @@ Reply = dict[str, Any]
 
 ROOTS = ("/workspace", "/tmp")
 MARKER_ENV = "CODEBEAKER_RUN"
+SANDBOX_UID = 1000
 MAX_LIST_ENTRIES = 10000
 
 ERRNO_KINDS = {
@@ -42,6 +43,7 @@ ERRNO_KINDS = {
     errno.EPERM: "permission_denied",
     errno.EROFS: "permission_denied",
     errno.ELOOP: "path_outside_workspace",
+    errno.ENXIO: "not_a_regular_file",  # a FIFO nobody reads, opened without blocking
 }
 
 
@@ -88,22 +90,37 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _open_for_writing(path: str, extra: int) -> int:
+    """A regular file opened for writing, never through a symlink. Opened non-blocking
+    first, so a FIFO planted by user code fails at once instead of hanging us; O_TRUNC
+    waits until the file is known to be regular (truncating a device is not harmless)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    fd = os.open(path, flags | (extra & ~os.O_TRUNC), 0o644)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GuestError("not_a_regular_file", path)
+        os.set_blocking(fd, True)
+        if extra & os.O_TRUNC:
+            os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def op_write(req: Request) -> Reply:
     path = resolve(req["path"])
     if path in ROOTS:
         raise GuestError("not_a_regular_file", path)
     data = base64.b64decode(req["content"])
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    flags |= {"Create": os.O_TRUNC, "Append": os.O_APPEND, "CreateNew": os.O_EXCL}[req["mode"]]
+    mode = {"Create": os.O_TRUNC, "Append": os.O_APPEND, "CreateNew": os.O_EXCL}[req["mode"]]
     _makedirs(os.path.dirname(path))
     try:
-        fd = os.open(path, flags, 0o644)
+        fd = _open_for_writing(path, mode)
     except FileExistsError:
         kind = "file_exists" if req["mode"] == "CreateNew" else "not_a_regular_file"
         raise GuestError(kind, path) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise GuestError("not_a_regular_file", path)
         _write_all(fd, data)
     finally:
         os.close(fd)
@@ -158,9 +175,7 @@ def op_copy(req: Request) -> Reply:
         if source == destination:
             raise GuestError("file_exists", destination)
         _makedirs(os.path.dirname(destination))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        flags |= os.O_TRUNC if req["overwrite"] else os.O_EXCL
-        dst_fd = os.open(destination, flags, 0o644)
+        dst_fd = _open_for_writing(destination, os.O_TRUNC if req["overwrite"] else os.O_EXCL)
         try:
             copied = 0
             while chunk := os.read(src_fd, 1 << 20):
@@ -228,8 +243,8 @@ def op_list(req: Request) -> Reply:
 
 
 def _processes() -> Iterator[tuple[int, int, list[bytes]]]:
-    """(pid, start tick, carries marker) for each live process of our uid but ourselves."""
-    uid, me = os.getuid(), os.getpid()
+    """(pid, start tick, environ) of each live process of the sandbox user but ourselves."""
+    uid, me = SANDBOX_UID, os.getpid()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
@@ -248,6 +263,12 @@ def _processes() -> Iterator[tuple[int, int, list[bytes]]]:
             continue  # the process ended while we looked
 
 
+def start_ticks(pid: int) -> int:
+    """When a process started, in clock ticks since boot (/proc/PID/stat field 22)."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return int(handle.read().rsplit(b")", 1)[1].split()[19])
+
+
 def _boot_ticks(epoch: float) -> int:
     with open("/proc/stat") as handle:
         btime = next(int(line.split()[1]) for line in handle if line.startswith("btime"))
@@ -257,14 +278,18 @@ def _boot_ticks(epoch: float) -> int:
 def _freeze(me: int) -> set[int]:
     """SIGSTOP every process we may signal, until no new one appears. Bare signals, no
     /proc reads: a fork bomb is starving us of CPU, and each stop gives some back. Other
-    users' processes (the keep-alive) refuse with EPERM and are left alone."""
+    users' processes (the keep-alive) refuse with EPERM and are left alone; the agent,
+    running as root with CAP_KILL, checks the owner itself."""
     stopped: set[int] = set()
+    privileged = os.geteuid() == 0
     for _ in range(100):
         fresh = False
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) in stopped or int(name) == me:
                 continue
             try:
+                if privileged and os.stat("/proc/" + name).st_uid != SANDBOX_UID:
+                    continue
                 os.kill(int(name), signal.SIGSTOP)
             except OSError:
                 continue
@@ -280,10 +305,14 @@ def op_kill(req: Request) -> Reply:
     sandbox uid started since the command began (which catches ``setsid`` and ``env -i``
     escapees). Commands of one session run one at a time, so nothing else is that young.
     Everything is frozen first; older processes (a server started by an earlier command)
-    are continued afterwards."""
+    are continued afterwards. ``anchor`` (the first process's start, in clock ticks since
+    boot) is exact; ``since`` (epoch seconds) is only as good as /proc/stat's whole-second
+    boot time, which is why the marked processes may move the anchor earlier."""
     me = os.getpid()
     tag = f"{MARKER_ENV}={req['marker']}".encode()
-    anchor = _boot_ticks(req["since"]) if req.get("since") else None
+    anchor: int | None = req.get("anchor")
+    if anchor is None and req.get("since"):
+        anchor = _boot_ticks(req["since"])
     killed: set[int] = set()
     for _ in range(20):
         stopped = _freeze(me)
