@@ -7,7 +7,7 @@ LABEL_MANAGED: Final = "codebeaker.managed"
 LABEL_INSTANCE: Final = "codebeaker.instance"  # two servers on one engine never reap each other
 LABEL_SESSION: Final = "codebeaker.session"
 LABEL_LANGUAGE: Final = "codebeaker.language"
-LABEL_KIND: Final = "codebeaker.kind"  # "session" or "run"
+LABEL_KIND: Final = "codebeaker.kind"  # "session", "run" or "pool" (taken by either later)
 LABEL_IMAGE_HASH: Final = "codebeaker.image-hash"  # rebuild an image when its inputs change
 
 # Inside the container. The user and the keep-alive differ so user code cannot signal PID 1's child.
@@ -17,6 +17,9 @@ ALLOWED_ROOTS: Final = (WORKSPACE, TMP)
 SANDBOX_USER: Final = "1000:1000"
 KEEPALIVE_USER: Final = "65534:65534"
 GUEST_PATH: Final = "/opt/codebeaker/guest.py"  # stdlib-only helper baked into every image
+AGENT_PATH: Final = "/opt/codebeaker/agent.py"  # beside it: the per-session command agent
+AGENT_USER: Final = "0:0"  # root with CAP_SETUID/CAP_SETGID only, so user code cannot kill it
+AGENT_CAPS: Final = ("SETUID", "SETGID")
 RUN_MARKER_ENV: Final = "CODEBEAKER_RUN"  # tags every process of one command, for the tree kill
 
 # Exit codes clients already know from coreutils' timeout and the shell.

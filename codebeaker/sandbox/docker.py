@@ -27,10 +27,12 @@ from codebeaker.exceptions import (
     SandboxError,
     SandboxUnavailableError,
 )
+from codebeaker.sandbox.driver import OutputBuffer, StdinPipe
 
-__all__ = ["DockerBackend", "ExecChannel", "ExecOutput", "docker_errors"]
+__all__ = ["AttachedExec", "DockerBackend", "ExecOutput", "docker_errors"]
 
-STDOUT, STDERR = 1, 2
+STDOUT = 1
+STDERR_TAIL = 4096
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 CONNECT_FAILED = 900  # the status aiodocker gives "Cannot connect to Docker Engine"
 
@@ -57,10 +59,8 @@ async def docker_errors(container_id: str = "", image: str = "") -> AsyncIterato
 
 @dataclass
 class ExecOutput:
-    """What one exec produced, each stream cut at the cap it was given."""
+    """How one exec ended; its output went to the ``OutputBuffer`` it was given."""
 
-    stdout: bytes
-    stderr: bytes
     exit_code: int | None
     timed_out: bool
     overflowed: bool
@@ -68,69 +68,32 @@ class ExecOutput:
     started: float
 
 
-class _Collector:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.parts: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
-        self.overflowed = False
+class AttachedExec:
+    """A long-lived exec whose stdin we write and whose stdout we read as it comes.
 
-    def feed(self, stream: int, data: bytes) -> None:
-        buffer = self.parts.get(stream, self.parts[STDERR])
-        room = self.limit - len(buffer)
-        buffer += data[: max(room, 0)]
-        if len(data) > room:
-            self.overflowed = True
-
-
-class ExecChannel:
-    """A long-lived exec spoken to in lines: we write its stdin, a task reads its stdout.
-
-    ``closed`` turns true as soon as the process is gone (killed, container removed), so
-    the owner knows to start a new one before relying on it.
+    What it writes to stderr is kept (the last few KiB) to explain its death in the log.
     """
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
-        self._lines: asyncio.Queue[bytes] = asyncio.Queue()
-        self._lock = asyncio.Lock()
-        self._reader = asyncio.create_task(self._read())
+        self.stderr_tail = b""
 
-    @property
-    def closed(self) -> bool:
-        return self._reader.done()
-
-    async def _read(self) -> None:
-        buffer = bytearray()
+    async def read(self) -> bytes | None:
+        """The next piece of stdout; None once the process (or its container) is gone."""
         with contextlib.suppress(aiodocker.DockerError, aiohttp.ClientError, OSError):
             while (message := await self._stream.read_out()) is not None:
-                if message.stream != STDOUT:
-                    continue
-                buffer += message.data
-                while (end := buffer.find(b"\n")) >= 0:
-                    self._lines.put_nowait(bytes(buffer[:end]))
-                    del buffer[: end + 1]
+                if message.stream == STDOUT:
+                    return message.data
+                self.stderr_tail = (self.stderr_tail + message.data)[-STDERR_TAIL:]
+        return None
 
-    async def request(self, line: bytes, timeout: float) -> bytes:
-        """One line out, one line back; SandboxError if the process is gone or silent."""
-        async with self._lock:
-            if self.closed:
-                raise SandboxError("the resident process is gone")
-            try:
-                await self._stream.write_in(line + b"\n")
-            except (RuntimeError, ConnectionError, OSError, aiohttp.ClientError) as exc:
-                raise SandboxError(f"the resident process is gone: {exc}") from exc
-            reply = asyncio.ensure_future(self._lines.get())
-            await asyncio.wait(
-                {reply, self._reader}, timeout=timeout, return_when="FIRST_COMPLETED"
-            )
-            if not reply.done():
-                reply.cancel()
-                await self.aclose()  # a late answer would pair with the next question
-                raise SandboxError("the resident process did not answer")
-            return reply.result()
+    async def write(self, data: bytes) -> None:
+        try:
+            await self._stream.write_in(data)
+        except (RuntimeError, ConnectionError, OSError, aiohttp.ClientError) as exc:
+            raise SandboxError(f"the attached process is gone: {exc}") from exc
 
     async def aclose(self) -> None:
-        self._reader.cancel()
         with contextlib.suppress(Exception):
             await self._stream.close()
 
@@ -206,16 +169,16 @@ class DockerBackend:
         await asyncio.gather(*(self.remove_container(container_id) for container_id in ids))
         return len(ids)
 
-    async def open_channel(
+    async def attach(
         self, container_id: str, argv: Sequence[str], *, user: str, workdir: str
-    ) -> ExecChannel:
-        """Start a long-lived exec with stdin attached (see ``ExecChannel``)."""
+    ) -> AttachedExec:
+        """Start a long-lived exec with stdin attached (see ``AttachedExec``)."""
         async with docker_errors(container_id):
             container = self.client.containers.container(container_id)
             execution = await container.exec(list(argv), stdin=True, user=user, workdir=workdir)
             stream = execution.start()
             await stream.__aenter__()  # starts the exec now, once
-        return ExecChannel(stream)
+        return AttachedExec(stream)
 
     async def run_exec(
         self,
@@ -227,20 +190,21 @@ class DockerBackend:
         workdir: str,
         stdin: bytes | None,
         timeout: float,
-        output_limit: int,
+        output: OutputBuffer,
+        stdin_pipe: StdinPipe | None = None,
     ) -> ExecOutput:
-        """Run argv (no shell) and collect its output until it exits, times out or floods.
+        """Run argv (no shell), feeding ``output`` until it exits, times out or floods.
 
         On timeout or overflow the process is *not* killed here: the caller knows how to
         find every process the command started, the Docker API does not.
         """
-        collector = _Collector(output_limit)
         started = time.time()
         async with docker_errors(container_id):
             container = self.client.containers.container(container_id)
+            attach_stdin = stdin is not None or stdin_pipe is not None
             execution = await container.exec(
                 list(argv),
-                stdin=stdin is not None,
+                stdin=attach_stdin,
                 user=user,
                 environment=dict(env),
                 workdir=workdir,
@@ -249,34 +213,28 @@ class DockerBackend:
             # Entering the stream starts the exec once, before the stdin writer and the
             # reader both touch it (each would otherwise try to start it).
             async with execution.start() as stream:
+                feeder = None
+                if attach_stdin:
+                    feeder = asyncio.create_task(_feed_stdin(stream, stdin or b"", stdin_pipe))
                 try:
-                    await asyncio.wait_for(self._pump(stream, stdin, collector), timeout)
+                    await asyncio.wait_for(_pump(stream, output), timeout)
                 except TimeoutError:
                     timed_out = True
+                finally:
+                    if feeder is not None:
+                        feeder.cancel()
+                        await asyncio.gather(feeder, return_exceptions=True)
             exit_code = None
-            if not (timed_out or collector.overflowed):
+            if not (timed_out or output.overflowed):
                 exit_code = await _exit_code(execution)
-        return ExecOutput(
-            stdout=bytes(collector.parts[STDOUT]),
-            stderr=bytes(collector.parts[STDERR]),
-            exit_code=exit_code,
-            timed_out=timed_out,
-            overflowed=collector.overflowed,
-            started=started,
-        )
+        return ExecOutput(exit_code, timed_out, output.overflowed, started)
 
-    @staticmethod
-    async def _pump(stream: Stream, stdin: bytes | None, collector: _Collector) -> None:
-        feeder = asyncio.create_task(_feed_stdin(stream, stdin)) if stdin is not None else None
-        try:
-            while (message := await stream.read_out()) is not None:
-                collector.feed(message.stream, message.data)
-                if collector.overflowed:
-                    return
-        finally:
-            if feeder is not None:
-                feeder.cancel()
-                await asyncio.gather(feeder, return_exceptions=True)
+
+async def _pump(stream: Stream, output: OutputBuffer) -> None:
+    while (message := await stream.read_out()) is not None:
+        output.feed(message.stream, message.data)
+        if output.overflowed:
+            return
 
 
 async def _exit_code(execution: Exec) -> int | None:
@@ -289,11 +247,14 @@ async def _exit_code(execution: Exec) -> int | None:
     return None
 
 
-async def _feed_stdin(stream: Stream, data: bytes) -> None:
-    """Write stdin, then half-close so the process sees EOF while we keep reading."""
+async def _feed_stdin(stream: Stream, data: bytes, more: StdinPipe | None) -> None:
+    """Write stdin (and what arrives on ``more`` until its EOF), then half-close so the
+    process sees EOF while we keep reading."""
     try:
         if data:
             await stream.write_in(data)
+        while more is not None and (chunk := await more.read()) is not None:
+            await stream.write_in(chunk)
         # aiodocker has no half-close of its own; shutting the write side is what
         # `docker exec -i` does when its input ends.
         response = stream._resp

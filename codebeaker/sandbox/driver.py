@@ -1,18 +1,36 @@
 """How commands reach a container: the abstract driver and the values it trades in.
 
-Implementations differ in transport (one Docker exec per command today; an agent living
-in the container later) but keep the same behaviour: argv without a shell, uid 1000,
-whole-tree kill on timeout, capped output, file operations under the path rules.
+Two implementations: the agent driver (one long-lived agent per container, a fork per
+command) and the exec driver (one Docker exec per command, for images that cannot host the
+agent). Both keep the same behaviour: argv without a shell, uid 1000, whole-tree kill on
+timeout, capped output, file operations under the path rules, streaming and live stdin.
 """
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Driver", "ProcessRequest", "ProcessResult"]
+from codebeaker.constants import EXIT_KILLED, EXIT_TIMEOUT
+
+__all__ = [
+    "STREAMS",
+    "Driver",
+    "OutputBuffer",
+    "OutputSink",
+    "ProcessRequest",
+    "ProcessResult",
+    "StdinPipe",
+    "finished",
+]
+
+STREAMS = {1: "stdout", 2: "stderr"}  # Docker's and the agent's stream numbers
+
+OutputSink = Callable[[str, bytes], None]
+"""Told each piece of output as it arrives: ``("stdout" | "stderr", data)``."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +55,97 @@ class ProcessResult:
     """``"<kind>: <detail>"`` when the process failed to start or was cut short."""
 
 
+class StdinPipe:
+    """Input that reaches a command while it runs (``session.input``); ``None`` is EOF."""
+
+    def __init__(self) -> None:
+        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.closed = False
+
+    def write(self, data: bytes, eof: bool = False) -> None:
+        if self.closed:
+            raise RuntimeError("stdin is already closed")
+        if data:
+            self._chunks.put_nowait(data)
+        if eof:
+            self._chunks.put_nowait(None)
+            self.closed = True
+
+    async def read(self) -> bytes | None:
+        return await self._chunks.get()
+
+
+class OutputBuffer:
+    """stdout and stderr as they arrive, each cut at ``limit``; passes the kept part on."""
+
+    def __init__(self, limit: int, sink: OutputSink | None = None) -> None:
+        self.limit = limit
+        self.parts: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+        self.overflowed = False
+        self._sink = sink
+
+    def feed(self, stream: int, data: bytes) -> None:
+        stream = stream if stream in self.parts else 2
+        buffer = self.parts[stream]
+        room = self.limit - len(buffer)
+        kept = data[: max(room, 0)]
+        buffer += kept
+        if len(data) > room:
+            self.overflowed = True
+        if kept and self._sink is not None:
+            self._sink(STREAMS[stream], kept)
+
+    @property
+    def stdout(self) -> bytes:
+        return bytes(self.parts[1])
+
+    @property
+    def stderr(self) -> bytes:
+        return bytes(self.parts[2])
+
+
+def finished(
+    request: ProcessRequest, output: OutputBuffer, exit_code: int, *, timed_out: bool
+) -> ProcessResult:
+    """The result of a process that ran: a timeout or a flood wins over its exit code."""
+    if timed_out:
+        return ProcessResult(
+            output.stdout,
+            output.stderr,
+            EXIT_TIMEOUT,
+            timed_out=True,
+            error=f"timeout: command exceeded {request.timeout:g}s and was killed",
+        )
+    if output.overflowed:
+        return ProcessResult(
+            output.stdout,
+            output.stderr,
+            EXIT_KILLED,
+            truncated=True,
+            error=f"output_limit_exceeded: output passed {request.output_limit} bytes per stream",
+        )
+    return ProcessResult(output.stdout, output.stderr, exit_code)
+
+
 class Driver(ABC):
     """Runs processes and file operations in one container."""
 
     def __init__(self, container_id: str) -> None:
         self.container_id = container_id
 
+    async def start(self) -> None:  # noqa: B027 - drivers with nothing to prepare need nothing
+        """Get ready for the first command now rather than on it (a pooled container)."""
+
     @abstractmethod
-    async def run(self, request: ProcessRequest) -> ProcessResult:
-        """Run to completion; never raises for the program's own failures."""
+    async def run(
+        self,
+        request: ProcessRequest,
+        *,
+        on_output: OutputSink | None = None,
+        stdin: StdinPipe | None = None,
+    ) -> ProcessResult:
+        """Run to completion; never raises for the program's own failures. With ``stdin``
+        the program's input stays open after ``request.stdin`` until the pipe says EOF."""
 
     @abstractmethod
     async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
@@ -53,3 +153,8 @@ class Driver(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - drivers without resources need nothing
         """Release what the driver holds (not the container)."""
+
+    @property
+    def alive(self) -> bool:
+        """False once the driver knows its container can no longer serve (pool check)."""
+        return True

@@ -13,14 +13,21 @@ from loguru import logger
 from codebeaker.constants import (
     EXIT_KILLED,
     EXIT_NOT_FOUND,
-    EXIT_TIMEOUT,
     GUEST_PATH,
     RUN_MARKER_ENV,
     SANDBOX_USER,
 )
 from codebeaker.exceptions import CommandFailedError, ContainerGoneError, SandboxError
-from codebeaker.sandbox.docker import DockerBackend, ExecChannel, ExecOutput
-from codebeaker.sandbox.driver import Driver, ProcessRequest, ProcessResult
+from codebeaker.sandbox.docker import AttachedExec, DockerBackend, ExecOutput
+from codebeaker.sandbox.driver import (
+    Driver,
+    OutputBuffer,
+    OutputSink,
+    ProcessRequest,
+    ProcessResult,
+    StdinPipe,
+    finished,
+)
 
 __all__ = ["ExecDriver"]
 
@@ -32,8 +39,55 @@ KILL_ATTEMPT_TIMEOUT = 5.0
 START_FAILURE = b"OCI runtime exec failed"
 
 
+class GuestChannel:
+    """The resident guest, spoken to in lines: one JSON request out, one reply back.
+
+    ``closed`` turns true as soon as the process is gone (killed, container removed), so
+    the owner knows to start a new one before relying on it.
+    """
+
+    def __init__(self, attached: AttachedExec) -> None:
+        self._attached = attached
+        self._lines: asyncio.Queue[bytes] = asyncio.Queue()
+        self._lock = asyncio.Lock()
+        self._reader = asyncio.create_task(self._read())
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.done()
+
+    async def _read(self) -> None:
+        buffer = bytearray()
+        while (chunk := await self._attached.read()) is not None:
+            buffer += chunk
+            while (end := buffer.find(b"\n")) >= 0:
+                self._lines.put_nowait(bytes(buffer[:end]))
+                del buffer[: end + 1]
+
+    async def request(self, line: bytes, timeout: float) -> bytes:
+        """One line out, one line back; SandboxError if the process is gone or silent."""
+        async with self._lock:
+            if self.closed:
+                raise SandboxError("the resident guest is gone")
+            await self._attached.write(line + b"\n")
+            reply = asyncio.ensure_future(self._lines.get())
+            await asyncio.wait(
+                {reply, self._reader}, timeout=timeout, return_when="FIRST_COMPLETED"
+            )
+            if not reply.done():
+                reply.cancel()
+                await self.aclose()  # a late answer would pair with the next question
+                raise SandboxError("the resident guest did not answer")
+            return reply.result()
+
+    async def aclose(self) -> None:
+        self._reader.cancel()
+        await self._attached.aclose()
+
+
 class ExecDriver(Driver):
-    """Commands are one exec each. File operations and tree kills go to a resident guest
+    """The fallback driver, for images that cannot host the agent: commands are one exec
+    each (about 45 ms). File operations and tree kills go to a resident guest
     (``guest.py serve``) started before the first command: it answers without a new exec,
     and, already running, it can kill a fork bomb that holds every free pid. Should user
     code kill it, it is restarted before the next command; meanwhile one-shot guest execs
@@ -42,11 +96,21 @@ class ExecDriver(Driver):
     def __init__(self, backend: DockerBackend, container_id: str) -> None:
         super().__init__(container_id)
         self._backend = backend
-        self._resident: ExecChannel | None = None
+        self._resident: GuestChannel | None = None
 
-    async def run(self, request: ProcessRequest) -> ProcessResult:
+    async def start(self) -> None:
+        await self._ensure_resident()
+
+    async def run(
+        self,
+        request: ProcessRequest,
+        *,
+        on_output: OutputSink | None = None,
+        stdin: StdinPipe | None = None,
+    ) -> ProcessResult:
         await self._ensure_resident()  # before the command, so it is older than its tree
         marker = secrets.token_hex(8)
+        output = OutputBuffer(request.output_limit, on_output)
         out = await self._backend.run_exec(
             self.container_id,
             request.argv,
@@ -55,11 +119,12 @@ class ExecDriver(Driver):
             workdir=request.workdir,
             stdin=request.stdin,
             timeout=request.timeout,
-            output_limit=request.output_limit,
+            output=output,
+            stdin_pipe=stdin,
         )
         if out.timed_out or out.overflowed:
             await self._kill(marker, out.started)
-        return _result(request, out)
+        return _result(request, output, out)
 
     async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
         await self._ensure_resident()
@@ -77,9 +142,10 @@ class ExecDriver(Driver):
         if self._resident is not None and not self._resident.closed:
             return
         try:
-            self._resident = await self._backend.open_channel(
+            attached = await self._backend.attach(
                 self.container_id, (*GUEST_ARGV, "serve"), user=SANDBOX_USER, workdir="/"
             )
+            self._resident = GuestChannel(attached)
         except ContainerGoneError:
             raise
         except SandboxError as exc:  # e.g. no free pid right now: one-shot execs will do
@@ -94,6 +160,7 @@ class ExecDriver(Driver):
                 return dict(json.loads(await self._resident.request(line, timeout)))
             except SandboxError as exc:
                 logger.debug("resident guest failed, using an exec: {}", exc)
+        output = OutputBuffer(GUEST_OUTPUT_LIMIT)
         out = await self._backend.run_exec(
             self.container_id,
             GUEST_ARGV,
@@ -102,12 +169,12 @@ class ExecDriver(Driver):
             workdir="/",
             stdin=line,
             timeout=timeout,
-            output_limit=GUEST_OUTPUT_LIMIT,
+            output=output,
         )
         if out.exit_code != 0 or out.timed_out or out.overflowed:
-            detail = (out.stdout + out.stderr)[-300:].decode(errors="replace").strip()
+            detail = (output.stdout + output.stderr)[-300:].decode(errors="replace").strip()
             raise SandboxError(f"guest helper failed ({request['op']}): {detail}")
-        return dict(json.loads(out.stdout))
+        return dict(json.loads(output.stdout))
 
     async def _kill(self, marker: str, since: float) -> None:
         """Kill the command's whole tree; a one-shot exec may need retries under a fork
@@ -127,27 +194,11 @@ class ExecDriver(Driver):
                 await asyncio.sleep(0.1)
 
 
-def _result(request: ProcessRequest, out: ExecOutput) -> ProcessResult:
-    if out.timed_out:
-        return ProcessResult(
-            out.stdout,
-            out.stderr,
-            EXIT_TIMEOUT,
-            timed_out=True,
-            error=f"timeout: command exceeded {request.timeout:g}s and was killed",
-        )
-    if out.overflowed:
-        return ProcessResult(
-            out.stdout,
-            out.stderr,
-            EXIT_KILLED,
-            truncated=True,
-            error=f"output_limit_exceeded: output passed {request.output_limit} bytes per stream",
-        )
+def _result(request: ProcessRequest, output: OutputBuffer, out: ExecOutput) -> ProcessResult:
     exit_code = out.exit_code if out.exit_code is not None else EXIT_KILLED
-    if exit_code == 126 and out.stdout.startswith(START_FAILURE):
-        return _start_failure(request, out.stdout.decode(errors="replace"))
-    return ProcessResult(out.stdout, out.stderr, exit_code)
+    if exit_code == 126 and output.stdout.startswith(START_FAILURE):
+        return _start_failure(request, output.stdout.decode(errors="replace"))
+    return finished(request, output, exit_code, timed_out=out.timed_out)
 
 
 def _start_failure(request: ProcessRequest, message: str) -> ProcessResult:

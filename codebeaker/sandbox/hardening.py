@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from codebeaker.constants import KEEPALIVE_USER, TMP, WORKSPACE
+from codebeaker.constants import AGENT_CAPS, KEEPALIVE_USER, TMP, WORKSPACE
 from codebeaker.settings import Settings
 
 __all__ = ["ContainerLimits", "container_config", "fit_tmpfs"]
 
 MIB = 1024 * 1024
+KEEPALIVE_IDS = KEEPALIVE_USER.split(":")
+DROP_TO_NOBODY = ("--reuid", KEEPALIVE_IDS[0], "--regid", KEEPALIVE_IDS[1], "--clear-groups")
 RESERVE_MB = 32  # memory no file can take: room for the keep-alive and a process to OOM-kill
 
 
@@ -70,17 +72,29 @@ def container_config(
     limits: ContainerLimits,
     labels: Mapping[str, str],
     env: Mapping[str, str] | None = None,
+    *,
+    agent: bool = True,
 ) -> dict[str, Any]:
-    """A container that idles as an unprivileged keep-alive until we exec into it."""
+    """A container that idles as an unprivileged keep-alive until we exec into it.
+
+    With ``agent``, root in the container keeps CAP_SETUID and CAP_SETGID (and nothing
+    else) so the agent, exec'd as root, can start commands as uid 1000. Docker gives a
+    process exec'd as another user no capabilities at all, and commands the agent starts
+    drop them on setuid; ``no-new-privileges`` keeps them from coming back.
+    """
     memory = limits.memory_mb * MIB
     workspace_mb, tmp_mb = fit_tmpfs(limits.memory_mb, limits.workspace_size_mb, limits.tmp_size_mb)
     max_file = limits.max_file_size_mb * MIB
+    # docker-init reaps zombies; `sleep` keeps the container up as nobody, so user code
+    # (uid 1000) can neither signal it nor take the container down.
+    if agent:
+        user, keepalive = "0:0", ["setpriv", *DROP_TO_NOBODY, "sleep", "infinity"]
+    else:
+        user, keepalive = KEEPALIVE_USER, ["sleep", "infinity"]
     return {
         "Image": image,
-        # docker-init reaps zombies; `sleep` keeps the container up. Both run as nobody,
-        # so user code (uid 1000) can neither signal them nor take the container down.
-        "Cmd": ["sleep", "infinity"],
-        "User": KEEPALIVE_USER,
+        "Cmd": keepalive,
+        "User": user,
         "WorkingDir": WORKSPACE,
         "Env": [f"{key}={value}" for key, value in (env or {}).items()],
         "Labels": dict(labels),
@@ -94,6 +108,7 @@ def container_config(
         "HostConfig": {
             "NetworkMode": "none",
             "CapDrop": ["ALL"],
+            "CapAdd": list(AGENT_CAPS) if agent else [],
             "SecurityOpt": ["no-new-privileges:true"],
             "ReadonlyRootfs": True,
             "Privileged": False,

@@ -12,12 +12,12 @@ LIMITS = ContainerLimits(
 
 
 def test_container_is_locked_down() -> None:
-    config = container_config("img", LIMITS, {"codebeaker.managed": "true"})
+    config = container_config("img", LIMITS, {"codebeaker.managed": "true"}, agent=False)
     host = config["HostConfig"]
     assert host["NetworkMode"] == "none"
     assert config["NetworkDisabled"] is True
     assert host["CapDrop"] == ["ALL"]
-    assert "CapAdd" not in host
+    assert host["CapAdd"] == []
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
     assert host["ReadonlyRootfs"] is True
     assert host["Privileged"] is False
@@ -26,6 +26,21 @@ def test_container_is_locked_down() -> None:
     assert host["NanoCpus"] == 500_000_000
     assert host["PidsLimit"] == 128
     assert config["User"] == "65534:65534"
+    assert config["Cmd"] == ["sleep", "infinity"]
+
+
+def test_agent_containers_add_only_setuid_and_setgid() -> None:
+    """Root keeps just enough to start commands as uid 1000; the keep-alive drops to
+    nobody; everything else stays as locked down as without the agent."""
+    with_agent = container_config("img", LIMITS, {}, agent=True)
+    without = container_config("img", LIMITS, {}, agent=False)
+    assert with_agent["HostConfig"]["CapAdd"] == ["SETUID", "SETGID"]
+    assert with_agent["User"] == "0:0"
+    assert with_agent["Cmd"][0] == "setpriv"
+    assert with_agent["Cmd"][-2:] == ["sleep", "infinity"]
+    assert "--reuid" in with_agent["Cmd"] and "65534" in with_agent["Cmd"]
+    del with_agent["HostConfig"]["CapAdd"], without["HostConfig"]["CapAdd"]
+    assert with_agent["HostConfig"] == without["HostConfig"]
 
 
 def test_writable_places_are_capped_tmpfs() -> None:

@@ -1,0 +1,260 @@
+"""The agent driver: one long-lived agent per container, spoken to in frames.
+
+The agent (``agent.py``, baked into every image) is started with a single Docker exec as
+root; every command after that is a fork inside the container, not an exec, so a command
+costs about a millisecond. Should the agent die anyway (the OOM killer, an operator), the
+command in flight fails with ``agent_lost``, its processes are killed by a fresh agent,
+and the session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from codebeaker.constants import AGENT_PATH, AGENT_USER, EXIT_KILLED
+from codebeaker.exceptions import CommandFailedError, SandboxError
+from codebeaker.sandbox.agent import Header, decode, encode
+from codebeaker.sandbox.docker import AttachedExec, DockerBackend
+from codebeaker.sandbox.driver import (
+    Driver,
+    OutputBuffer,
+    OutputSink,
+    ProcessRequest,
+    ProcessResult,
+    StdinPipe,
+    finished,
+)
+
+__all__ = ["AgentDriver", "AgentUnavailableError"]
+
+AGENT_ARGV = ("python3", "-I", "-S", AGENT_PATH)  # isolated: no PYTHON* env, no site
+READY_TIMEOUT = 15.0
+REPLY_TIMEOUT = 60.0
+GRACE = 10.0  # past a command's own timeout, the agent is considered stuck
+LOST = "agent_lost"
+LOST_FRAME: Header = {"t": "lost"}
+
+Handler = Callable[[Header, bytes], None]
+
+
+class AgentUnavailableError(SandboxError):
+    """This container cannot host the agent (no python3, no CAP_SETUID, ...)."""
+
+
+class AgentLink:
+    """One agent process: frames out, frames routed back to whoever asked by ``id``."""
+
+    def __init__(self, attached: AttachedExec) -> None:
+        self._attached = attached
+        self._ids = itertools.count(1)
+        self._handlers: dict[int, Handler] = {}
+        self._ready: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
+        self._write = asyncio.Lock()
+        self._reader = asyncio.create_task(self._read())
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.done()
+
+    @property
+    def stderr(self) -> str:
+        return self._attached.stderr_tail.decode(errors="replace").strip()
+
+    async def _read(self) -> None:
+        buffer = bytearray()
+        try:
+            while (chunk := await self._attached.read()) is not None:
+                buffer += chunk
+                for header, body in decode(buffer):
+                    if header.get("t") == "ready" and not self._ready.done():
+                        self._ready.set_result(header)
+                    elif (handler := self._handlers.get(header.get("id", 0))) is not None:
+                        handler(header, body)
+        finally:
+            if not self._ready.done():
+                self._ready.set_exception(SandboxError("the agent ended before it was ready"))
+            for handler in list(self._handlers.values()):
+                handler(LOST_FRAME, b"")
+
+    async def ready(self, timeout: float) -> Header:
+        return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+
+    def open(self, handler: Handler) -> int:
+        """A new request id whose frames go to ``handler`` (a lost agent sends "lost")."""
+        ident = next(self._ids)
+        self._handlers[ident] = handler
+        if self.closed:
+            handler(LOST_FRAME, b"")
+        return ident
+
+    def close_request(self, ident: int) -> None:
+        self._handlers.pop(ident, None)
+
+    async def send(self, header: Header, body: bytes = b"") -> None:
+        async with self._write:
+            await self._attached.write(encode(header, body))
+
+    async def request(self, header: Header, timeout: float) -> Header:
+        """One frame out, its reply back; ``{"t": "lost"}`` if the agent died or hung."""
+        reply: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
+
+        def answer(frame: Header, body: bytes) -> None:
+            if not reply.done():
+                reply.set_result(frame)
+
+        ident = self.open(answer)
+        try:
+            await self.send({**header, "id": ident})
+            return await asyncio.wait_for(reply, timeout)
+        except (SandboxError, TimeoutError):
+            await self.aclose()  # silent or gone: the next call starts a new agent
+            return LOST_FRAME
+        finally:
+            self.close_request(ident)
+
+    async def aclose(self) -> None:
+        self._reader.cancel()
+        await self._attached.aclose()
+
+
+class AgentDriver(Driver):
+    def __init__(self, backend: DockerBackend, container_id: str) -> None:
+        super().__init__(container_id)
+        self._backend = backend
+        self._link: AgentLink | None = None
+        self._launching = asyncio.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self._link is not None and not self._link.closed
+
+    async def start(self) -> None:
+        await self._agent()
+
+    async def _agent(self) -> AgentLink:
+        """The running agent, started (again) if there is none."""
+        async with self._launching:
+            if self._link is not None and not self._link.closed:
+                return self._link
+            if self._link is not None:
+                logger.warning(
+                    "agent in {} ended ({}); starting a new one",
+                    self.container_id[:12],
+                    self._link.stderr[-500:] or "no message",
+                )
+            attached = await self._backend.attach(
+                self.container_id, AGENT_ARGV, user=AGENT_USER, workdir="/"
+            )
+            link = AgentLink(attached)
+            try:
+                ready = await link.ready(READY_TIMEOUT)
+            except (SandboxError, TimeoutError) as exc:
+                await link.aclose()
+                raise AgentUnavailableError(f"agent did not start: {exc} {link.stderr}") from exc
+            if not ready.get("ok"):
+                await link.aclose()
+                raise AgentUnavailableError(f"agent cannot run here: {ready.get('problem')}")
+            self._link = link
+            return link
+
+    async def run(
+        self,
+        request: ProcessRequest,
+        *,
+        on_output: OutputSink | None = None,
+        stdin: StdinPipe | None = None,
+    ) -> ProcessResult:
+        link = await self._agent()
+        output = OutputBuffer(request.output_limit, on_output)
+        done: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
+
+        def receive(header: Header, body: bytes) -> None:
+            if header["t"] == "out":
+                output.feed(int(header["stream"]), body)
+            elif not done.done():
+                done.set_result(header)
+
+        marker, since = secrets.token_hex(8), time.time()
+        ident = link.open(receive)
+        feeder = asyncio.create_task(_forward(link, ident, stdin)) if stdin else None
+        try:
+            await link.send(
+                {
+                    "op": "run",
+                    "id": ident,
+                    "argv": list(request.argv),
+                    "cwd": request.workdir,
+                    "env": dict(request.env),
+                    "marker": marker,
+                    "timeout": request.timeout,
+                    "limit": request.output_limit,
+                    "stdin": request.stdin is not None,
+                    "interactive": stdin is not None,
+                },
+                request.stdin or b"",
+            )
+            header = await asyncio.wait_for(asyncio.shield(done), request.timeout + GRACE)
+        except (SandboxError, TimeoutError):
+            header = LOST_FRAME
+        finally:
+            link.close_request(ident)
+            if feeder is not None:
+                feeder.cancel()
+        if header["t"] == "lost":
+            await self._recover(link, marker, since)
+            return ProcessResult(
+                output.stdout,
+                output.stderr,
+                EXIT_KILLED,
+                error=f"{LOST}: the sandbox agent stopped during the command and was restarted; "
+                "the command's processes were killed",
+            )
+        if header.get("error"):
+            message = str(header["error"])
+            return ProcessResult(b"", message.encode() + b"\n", int(header["code"]), error=message)
+        timed_out = bool(header.get("timed_out"))
+        output.overflowed = output.overflowed or bool(header.get("overflowed"))
+        return finished(request, output, int(header["code"]), timed_out=timed_out)
+
+    async def _recover(self, lost: AgentLink, marker: str, since: float) -> None:
+        """A new agent kills what the lost one left running of the command."""
+        await lost.aclose()
+        link = await self._agent()
+        reply = await link.request({"op": "kill", "marker": marker, "since": since}, REPLY_TIMEOUT)
+        logger.warning(
+            "agent in {} lost a command; its processes were killed ({})",
+            self.container_id[:12],
+            reply.get("killed", reply.get("t")),
+        )
+
+    async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
+        link = await self._agent()
+        reply = await link.request({"op": op, **params}, REPLY_TIMEOUT)
+        if reply.get("t") == "lost":
+            raise CommandFailedError(
+                LOST, f"the sandbox agent stopped during {op}; it is restarted on the next call"
+            )
+        if not reply.get("ok"):
+            raise CommandFailedError(reply["kind"], reply["message"])
+        return {key: value for key, value in reply.items() if key not in ("ok", "t", "id")}
+
+    async def aclose(self) -> None:
+        if self._link is not None:
+            await self._link.aclose()
+            self._link = None
+
+
+async def _forward(link: AgentLink, ident: int, stdin: StdinPipe) -> None:
+    """Pass ``session.input`` data to the agent until EOF."""
+    while True:
+        chunk = await stdin.read()
+        await link.send({"op": "input", "id": ident, "eof": chunk is None}, chunk or b"")
+        if chunk is None:
+            return
