@@ -23,7 +23,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     backend = DockerBackend(settings.docker_url)
-    sandboxes = SandboxFactory(backend, settings)
+    sandboxes = SandboxFactory(backend, settings, RUNTIMES)
     sessions = SessionManager(sandboxes, settings)
     services = Services(
         settings=settings,
@@ -36,12 +36,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await _remove_leftovers(sandboxes, "start-up")
+        sandboxes.pool.start()
         reaper.start()
         logger.info("CodeBeaker serving instance {!r}", settings.instance)
         try:
             yield
         finally:
             reaper.shutdown()
+            await sandboxes.pool.close()
             await sessions.close_all()
             await _remove_leftovers(sandboxes, "shutdown")  # one-shot runs cut short, too
             await backend.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,13 @@ class Settings(BaseSettings):
     """Pulled for image builds when a registry answers; otherwise built with debootstrap."""
     debian_mirror: str | None = None
     """Mirror for the offline base image; unset: the first in this machine's apt sources."""
+
+    driver: Literal["agent", "exec"] = "agent"
+    """``agent``: one agent per container runs every command (fast); ``exec``: one Docker
+    exec per command. Images that cannot host the agent fall back to ``exec`` by themselves."""
+    pool_sizes: dict[str, int] = Field(default_factory=lambda: {"python": 2})
+    """Warm containers kept ready per language (JSON: ``{"python": 2, "go": 1}``); used by
+    ``session.create`` and ``execution.run`` when they ask for the default memory and CPU."""
 
     # Session defaults and maxima (the spec: values above a maximum are rejected, never clamped)
     max_sessions: int = Field(50, ge=1)
@@ -87,6 +95,8 @@ class Settings(BaseSettings):
         for default, maximum in pairs:
             if getattr(self, default) > getattr(self, maximum):
                 raise ValueError(f"{default} must not exceed {maximum}")
+        if any(size < 0 for size in self.pool_sizes.values()):
+            raise ValueError("pool_sizes must not be negative")
         return self
 
     def image_for(self, language: str) -> str:
