@@ -7,6 +7,7 @@
     ├── UnsupportedLanguageError (ValueError)    not in the runtime registry
     ├── LimitExceededError                       a server capacity limit
     ├── UnauthorizedError (PermissionError)      missing or wrong API key
+    ├── InputClosedError                         session.input with no command reading
     ├── CommandFailedError                       a command ran and failed: a result
     └── SandboxError                             the Docker layer failed
         ├── SandboxUnavailableError (ConnectionError)   the engine cannot be reached
@@ -27,6 +28,7 @@ __all__ = [
     "CommandFailedError",
     "ContainerGoneError",
     "ImageMissingError",
+    "InputClosedError",
     "InvalidParamsError",
     "LimitExceededError",
     "SandboxError",
@@ -93,6 +95,15 @@ class LimitExceededError(CodeBeakerError):
 
 class UnauthorizedError(CodeBeakerError, PermissionError):
     pass
+
+
+class InputClosedError(CodeBeakerError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id} has no command reading input: none runs with stream: true,"
+            " or its stdin was closed with eof"
+        )
+        self.session_id = session_id
 
 
 class CommandFailedError(CodeBeakerError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from typing import Any
 
 from loguru import logger
 from starlette.requests import HTTPConnection, Request
@@ -73,13 +74,16 @@ class Connection:
 
     async def _answer(self, text: str) -> None:
         try:
-            reply = await handle_frame(text, self._services)
+            reply = await handle_frame(text, self._services, self.notify)
             if reply is not None:
                 await self.send(reply)
         except Exception:  # handle_frame maps errors itself; this is the last line of defence
             logger.exception("unhandled error while answering a frame")
         finally:
             self._slots.release()
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        await self.send(dumps({"jsonrpc": "2.0", "method": method, "params": params}))
 
     async def send(self, text: str) -> None:
         if self._websocket.client_state is not WebSocketState.CONNECTED:

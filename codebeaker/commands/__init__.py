@@ -2,5 +2,6 @@
 
 from codebeaker.commands.executor import CommandOutcome, run_command
 from codebeaker.commands.models import Command
+from codebeaker.commands.shell import CommandIO
 
-__all__ = ["Command", "CommandOutcome", "run_command"]
+__all__ = ["Command", "CommandIO", "CommandOutcome", "run_command"]

@@ -18,7 +18,7 @@ from codebeaker.commands.models import (
     ReadFile,
     WriteFile,
 )
-from codebeaker.commands.shell import execute_shell
+from codebeaker.commands.shell import CommandIO, execute_shell
 from codebeaker.exceptions import CommandFailedError
 from codebeaker.sandbox.driver import Driver
 from codebeaker.settings import Settings
@@ -53,13 +53,15 @@ class CommandOutcome:
         }
 
 
-async def run_command(driver: Driver, command: Command, settings: Settings) -> CommandOutcome:
+async def run_command(
+    driver: Driver, command: Command, settings: Settings, io: CommandIO | None = None
+) -> CommandOutcome:
     """A command that ran and failed is an outcome, not an exception; Docker trouble raises."""
     started = time.perf_counter()
     result: dict[str, Any] | None
     try:
         if isinstance(command, ExecuteShell):
-            result, error = await execute_shell(driver, command, settings)
+            result, error = await execute_shell(driver, command, settings, io or CommandIO())
         else:
             result, error = await FILE_HANDLERS[type(command)](driver, command, settings), None
     except CommandFailedError as exc:

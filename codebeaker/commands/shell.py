@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from codebeaker.commands.models import ExecuteShell
 from codebeaker.commands.paths import resolve
-from codebeaker.sandbox.driver import Driver, ProcessRequest, ProcessResult
+from codebeaker.sandbox.driver import (
+    Driver,
+    OutputSink,
+    ProcessRequest,
+    ProcessResult,
+    StdinPipe,
+)
 from codebeaker.settings import Settings
 
-__all__ = ["execute_shell", "process_fields"]
+__all__ = ["CommandIO", "execute_shell", "process_fields"]
+
+
+@dataclass(frozen=True)
+class CommandIO:
+    """What a session adds to a command: its environment, and for a streamed command
+    where output goes as it arrives and where live input comes from."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    on_output: OutputSink | None = None
+    stdin: StdinPipe | None = None
 
 
 def process_fields(result: ProcessResult) -> dict[str, Any]:
@@ -24,19 +42,19 @@ def process_fields(result: ProcessResult) -> dict[str, Any]:
 
 
 async def execute_shell(
-    driver: Driver, command: ExecuteShell, settings: Settings
+    driver: Driver, command: ExecuteShell, settings: Settings, io: CommandIO
 ) -> tuple[dict[str, Any], str | None]:
     """Returns the result fields and the one-line error (None on success)."""
-    stdin = command.stdin
+    text = command.stdin
     request = ProcessRequest(
         argv=(command.command_name, *command.args),
         workdir=resolve(command.working_directory),
         timeout=command.timeout_seconds or settings.default_command_timeout_seconds,
         output_limit=settings.output_limit_bytes,
-        env=command.env,
-        stdin=None if stdin is None else stdin.encode("utf-8", errors="surrogatepass"),
+        env={**io.env, **command.env},
+        stdin=None if text is None else text.encode("utf-8", errors="surrogatepass"),
     )
-    result = await driver.run(request)
+    result = await driver.run(request, on_output=io.on_output, stdin=io.stdin)
     error = result.error
     if error is None and result.exit_code != 0:
         error = f"nonzero_exit: {command.command_name} exited with code {result.exit_code}"

@@ -10,7 +10,8 @@ from jsonrpcserver import async_dispatch_to_serializable
 
 from codebeaker.exceptions import LimitExceededError
 from codebeaker.rpc.errors import error_for
-from codebeaker.rpc.methods import METHODS, Services
+from codebeaker.rpc.methods import METHODS, Call, Services
+from codebeaker.rpc.streaming import Notify, nowhere
 
 __all__ = ["dumps", "handle_frame"]
 
@@ -20,7 +21,7 @@ def dumps(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"))  # ASCII: lone surrogates stay escapes
 
 
-async def handle_frame(text: str, services: Services) -> str | None:
+async def handle_frame(text: str, services: Services, notify: Notify = nowhere) -> str | None:
     """The reply to one frame; None for notifications and all-notification batches.
 
     Batch items are dispatched one by one (concurrently) so that one malformed item gets
@@ -34,17 +35,19 @@ async def handle_frame(text: str, services: Services) -> str | None:
         parsed = json.loads(text)
     except ValueError:
         # let jsonrpcserver word the parse error
-        reply = await async_dispatch_to_serializable(text, METHODS, context=services)
+        reply = await async_dispatch_to_serializable(text, METHODS, context=Call(services))
         return None if reply is None else dumps(reply)
     if isinstance(parsed, list) and parsed:
-        replies = await asyncio.gather(*(_dispatch_one(item, services) for item in parsed))
+        replies = await asyncio.gather(*(_dispatch_one(item, services, notify) for item in parsed))
         answered = [reply for reply in replies if reply is not None]
         return dumps(answered) if answered else None
-    reply = await _dispatch_one(parsed, services)
+    reply = await _dispatch_one(parsed, services, notify)
     return None if reply is None else dumps(reply)
 
 
-async def _dispatch_one(request: Any, services: Services) -> Any:
+async def _dispatch_one(request: Any, services: Services, notify: Notify) -> Any:
+    request_id = request.get("id") if isinstance(request, dict) else None
+    call = Call(services, request_id, notify)
     return await async_dispatch_to_serializable(
-        "", METHODS, context=services, deserializer=lambda _: request
+        "", METHODS, context=call, deserializer=lambda _: request
     )

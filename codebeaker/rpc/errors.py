@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from codebeaker.exceptions import (
     CodeBeakerError,
     ImageMissingError,
+    InputClosedError,
     InvalidParamsError,
     LimitExceededError,
     SandboxUnavailableError,
@@ -41,6 +42,7 @@ SERVER_ERRORS: tuple[tuple[type[CodeBeakerError], int, str], ...] = (
     (SandboxUnavailableError, -32005, "sandbox_unavailable"),
     (ImageMissingError, -32005, "sandbox_unavailable"),
     (UnauthorizedError, -32006, "unauthorized"),
+    (InputClosedError, -32007, "input_closed"),  # ours, beyond the spec's table
 )
 
 

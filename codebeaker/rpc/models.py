@@ -12,7 +12,14 @@ from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
 from codebeaker.commands.models import Command, WireModel, at_most, validate_env
 
-__all__ = ["CreateSessionParams", "ExecuteParams", "NoParams", "RunParams", "SessionIdParams"]
+__all__ = [
+    "CreateSessionParams",
+    "ExecuteParams",
+    "InputParams",
+    "NoParams",
+    "RunParams",
+    "SessionIdParams",
+]
 
 SessionId = Annotated[str, Field(min_length=1, max_length=256)]
 MEMORY_ALIAS = AliasChoices("memoryLimitMB", "memory_limit_mb", "memoryLimitMb")
@@ -29,6 +36,15 @@ class SessionIdParams(WireModel):
 class ExecuteParams(WireModel):
     session_id: SessionId
     command: Command
+    stream: bool = False
+    """Send ``session.output`` notifications as output arrives, and keep stdin open for
+    ``session.input`` (``execute_shell`` only)."""
+
+
+class InputParams(WireModel):
+    session_id: SessionId
+    data: str = ""
+    eof: bool = False
 
 
 class _MemoryParams(WireModel):

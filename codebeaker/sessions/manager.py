@@ -9,14 +9,16 @@ from collections import OrderedDict
 
 from loguru import logger
 
-from codebeaker.commands import Command, CommandOutcome, run_command
+from codebeaker.commands import Command, CommandIO, CommandOutcome, run_command
 from codebeaker.exceptions import (
     ContainerGoneError,
+    InputClosedError,
     LimitExceededError,
     SessionNotFoundError,
     SessionTerminatedError,
 )
 from codebeaker.runtimes import Runtime
+from codebeaker.sandbox.driver import OutputSink, StdinPipe
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.sessions.session import Lifecycle, Session, SessionConfig
 from codebeaker.settings import Settings
@@ -52,7 +54,6 @@ class SessionManager:
                 owner=session_id,
                 memory_mb=config.memory_mb,
                 cpu_limit=config.cpu_limit,
-                env=config.env,
             )
         finally:
             self._starting -= 1
@@ -75,22 +76,47 @@ class SessionManager:
     def list(self) -> list[Session]:
         return sorted(self._sessions.values(), key=lambda session: session.created_at)
 
-    async def execute(self, session_id: str, command: Command) -> CommandOutcome:
+    async def execute(
+        self,
+        session_id: str,
+        command: Command,
+        *,
+        on_output: OutputSink | None = None,
+        interactive: bool = False,
+    ) -> CommandOutcome:
+        """Run one command after those already queued on the session. ``interactive``
+        keeps the program's stdin open for ``send_input`` (queued input waits for it)."""
         session = self.get(session_id)
         session.execution_count += 1
         session.running += 1
+        stdin = StdinPipe() if interactive else None
+        if stdin is not None:
+            session.inputs.append(stdin)
         try:
             async with session.lock:
                 if session.lifecycle is not Lifecycle.OPEN:  # closed while we queued
                     raise SessionNotFoundError(session_id)
                 session.touch()
-                return await run_command(session.driver, command, self._settings)
+                io = CommandIO(session.config.env, on_output, stdin)
+                return await run_command(session.driver, command, self._settings, io)
         except ContainerGoneError as exc:
             await self._terminate(session, exc.reason, remember=False)  # told right now
             raise SessionTerminatedError(session_id, exc.reason) from exc
         finally:
+            if stdin is not None:
+                session.inputs.remove(stdin)
             session.running -= 1
             session.touch()
+
+    def send_input(self, session_id: str, data: bytes, eof: bool) -> None:
+        """To the oldest interactive command of the session whose stdin is still open
+        (it may still be queued: the data waits for it)."""
+        session = self.get(session_id)
+        stdin = next((pipe for pipe in session.inputs if not pipe.closed), None)
+        if stdin is None:
+            raise InputClosedError(session_id)
+        stdin.write(data, eof)
+        session.touch()
 
     async def close(self, session_id: str, reason: str = "closed by client") -> None:
         session = self._sessions.pop(session_id, None)

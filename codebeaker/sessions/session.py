@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from codebeaker.runtimes import Runtime
-from codebeaker.sandbox.driver import Driver
+from codebeaker.sandbox.driver import Driver, StdinPipe
 
 __all__ = ["Lifecycle", "Session", "SessionConfig", "iso"]
 
@@ -42,6 +43,7 @@ class SessionConfig:
     memory_mb: int
     cpu_limit: float
     env: dict[str, str] = field(default_factory=dict)
+    """Given to every command of the session (a command's own ``env`` wins)."""
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,8 @@ class Session:
         self.execution_count = 0
         self.running = 0
         self.lock = asyncio.Lock()
+        self.inputs: deque[StdinPipe] = deque()
+        """stdin of the interactive commands queued or running, oldest first."""
         self._created = time.monotonic()
         self._touched = self._created
         self._lifecycle = Lifecycle.OPEN

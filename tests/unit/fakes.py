@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
 from codebeaker.exceptions import ContainerGoneError
-from codebeaker.runtimes import Runtime
-from codebeaker.sandbox.driver import Driver, ProcessRequest, ProcessResult
+from codebeaker.runtimes import RUNTIMES, Runtime
+from codebeaker.sandbox.driver import (
+    Driver,
+    OutputBuffer,
+    OutputSink,
+    ProcessRequest,
+    ProcessResult,
+    StdinPipe,
+)
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.settings import Settings
 
@@ -19,18 +25,35 @@ class FakeDriver(Driver):
     def __init__(self, container_id: str) -> None:
         super().__init__(container_id)
         self.calls: list[tuple[str, ...]] = []
+        self.envs: list[dict[str, str]] = []
         self.gone = False
         self.closed = False
 
-    async def run(self, request: ProcessRequest) -> ProcessResult:
+    async def run(
+        self,
+        request: ProcessRequest,
+        *,
+        on_output: OutputSink | None = None,
+        stdin: StdinPipe | None = None,
+    ) -> ProcessResult:
         if self.gone:
             raise ContainerGoneError(self.container_id, "container was removed")
         self.calls.append(request.argv)
+        self.envs.append(dict(request.env))
         if request.argv[0] == "sleep":
             await asyncio.sleep(float(request.argv[1]))
         if request.argv[0] == "false":
             return ProcessResult(b"", b"", 1)
-        return ProcessResult(" ".join(request.argv).encode(), b"", 0)
+        if request.argv[0] == "cat":  # echoes stdin, live input included, until EOF
+            output = OutputBuffer(request.output_limit, on_output)
+            output.feed(1, request.stdin or b"")
+            while stdin is not None and (chunk := await stdin.read()) is not None:
+                output.feed(1, chunk)
+            return ProcessResult(output.stdout, b"", 0)
+        stdout = " ".join(request.argv).encode()
+        if on_output is not None:
+            on_output("stdout", stdout)
+        return ProcessResult(stdout, b"", 0)
 
     async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
         if self.gone:
@@ -44,7 +67,7 @@ class FakeDriver(Driver):
 
 class FakeSandboxes(SandboxFactory):
     def __init__(self, settings: Settings) -> None:
-        super().__init__(backend=None, settings=settings)  # type: ignore[arg-type]
+        super().__init__(backend=None, settings=settings, runtimes=RUNTIMES)  # type: ignore[arg-type]
         self.drivers: list[FakeDriver] = []
         self.removed: list[str] = []
 
@@ -56,7 +79,6 @@ class FakeSandboxes(SandboxFactory):
         owner: str,
         memory_mb: int,
         cpu_limit: float,
-        env: Mapping[str, str] | None = None,
     ) -> Driver:
         driver = FakeDriver(f"{len(self.drivers):064x}")
         self.drivers.append(driver)
