@@ -157,6 +157,7 @@ class AgentDriver(Driver):
                 ready = await link.ready(READY_TIMEOUT)
             except (SandboxError, TimeoutError) as exc:
                 await link.aclose()
+                await self._backend.ensure_running(self.container_id)  # or the cause is that
                 raise AgentUnavailableError(f"agent did not start: {exc} {link.stderr}") from exc
             if not ready.get("ok"):
                 await link.aclose()

@@ -143,6 +143,13 @@ class DockerBackend:
             raise
         return str(container.id)
 
+    async def ensure_running(self, container_id: str) -> None:
+        """ContainerGoneError unless the container exists and runs."""
+        async with docker_errors(container_id):
+            info = await self.client.containers.container(container_id).show()
+        if not info.get("State", {}).get("Running"):
+            raise ContainerGoneError(container_id, "container is not running")
+
     async def remove_container(self, container_id: str) -> None:
         """Force-remove with its anonymous volumes; gone already is fine."""
         try:
