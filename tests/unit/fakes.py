@@ -64,6 +64,10 @@ class FakeDriver(Driver):
     async def aclose(self) -> None:
         self.closed = True
 
+    @property
+    def alive(self) -> bool:
+        return not self.gone
+
 
 class FakeSandboxes(SandboxFactory):
     def __init__(self, settings: Settings) -> None:

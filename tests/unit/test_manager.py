@@ -4,6 +4,7 @@ import pytest
 
 from codebeaker.commands.models import ExecuteShell
 from codebeaker.exceptions import (
+    InputClosedError,
     LimitExceededError,
     SessionNotFoundError,
     SessionTerminatedError,
@@ -125,3 +126,52 @@ async def test_a_running_command_keeps_the_session_from_idling(manager: SessionM
     assert manager.get(session.id) is session
     assert session.state() == "Active"
     await running
+
+
+async def test_session_env_reaches_commands_and_their_own_env_wins(
+    manager: SessionManager, sandboxes: FakeSandboxes
+) -> None:
+    config = SessionConfig(30, 120, 512, 1, env={"A": "session", "B": "session"})
+    session = await manager.create(RUNTIMES.get("python"), config)
+    command = ExecuteShell(type="execute_shell", command_name="env", env={"B": "command"})
+    await manager.execute(session.id, command)
+    assert sandboxes.drivers[0].envs[-1] == {"A": "session", "B": "command"}
+
+
+async def test_input_goes_to_the_oldest_interactive_command_even_before_it_starts(
+    manager: SessionManager,
+) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    busy = asyncio.create_task(manager.execute(session.id, shell("sleep", "0.05")))
+    first = asyncio.create_task(manager.execute(session.id, shell("cat"), interactive=True))
+    second = asyncio.create_task(manager.execute(session.id, shell("cat"), interactive=True))
+    await asyncio.sleep(0)
+    manager.send_input(session.id, b"one\n", eof=True)  # closes the first one's stdin
+    manager.send_input(session.id, b"two", eof=False)  # so this goes to the second
+    manager.send_input(session.id, b"", eof=True)
+    await busy
+    first_result, second_result = (await first).result, (await second).result
+    assert first_result is not None
+    assert second_result is not None
+    assert first_result["stdout"] == "one\n"
+    assert second_result["stdout"] == "two"
+    with pytest.raises(InputClosedError):
+        manager.send_input(session.id, b"late", eof=False)
+    assert not session.inputs
+
+
+async def test_input_without_an_interactive_command_is_refused(manager: SessionManager) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    with pytest.raises(InputClosedError):
+        manager.send_input(session.id, b"x", eof=False)
+    with pytest.raises(SessionNotFoundError):
+        manager.send_input("nope", b"x", eof=False)
+
+
+async def test_streamed_output_reaches_the_sink(manager: SessionManager) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    seen: list[tuple[str, bytes]] = []
+    await manager.execute(
+        session.id, shell("echo", "hi"), on_output=lambda stream, data: seen.append((stream, data))
+    )
+    assert seen == [("stdout", b"echo hi")]
