@@ -4,7 +4,8 @@ One reader task routes every reply to the future of its ``id``, so many calls ca
 flight on one socket. Frames that match no pending call (parse errors with ``id: null``,
 batch replies, replies to raw frames) go to a queue that ``recv_raw`` reads. Every frame
 ever received is kept in ``frames`` (and in ``ALL_FRAMES``) so tests can check order and
-that no error leaks a traceback.
+that no error leaks a traceback. ``session.output`` notifications go to ``outputs``, a
+queue per requestId.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
+from collections import defaultdict
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -40,6 +43,9 @@ class RpcClient:
         self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self._unmatched: asyncio.Queue[Any] = asyncio.Queue()
         self._ids = itertools.count(1)
+        self.outputs: defaultdict[Any, asyncio.Queue[tuple[float, dict[str, Any]]]]
+        self.outputs = defaultdict(asyncio.Queue)
+        """``session.output`` notifications by requestId: (arrival time, params)."""
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -76,6 +82,10 @@ class RpcClient:
                     parsed = json.loads(text)
                 except ValueError:
                     self._unmatched.put_nowait(text)
+                    continue
+                if isinstance(parsed, dict) and parsed.get("method") == "session.output":
+                    params = parsed.get("params") or {}
+                    self.outputs[params.get("requestId")].put_nowait((time.monotonic(), params))
                     continue
                 future = None
                 if isinstance(parsed, dict):
@@ -168,6 +178,16 @@ class RpcClient:
     async def recv_raw(self, timeout: float = 30) -> Any:
         """The next frame that matched no pending call, parsed when it is JSON."""
         return await asyncio.wait_for(self._unmatched.get(), timeout)
+
+    async def next_output(self, request_id: Any, timeout: float = 30) -> dict[str, Any]:
+        """The params of the next ``session.output`` notification for this request."""
+        _, params = await asyncio.wait_for(self.outputs[request_id].get(), timeout)
+        return params
+
+    def drain_outputs(self, request_id: Any) -> list[tuple[float, dict[str, Any]]]:
+        """Every ``session.output`` of this request received so far, with arrival times."""
+        queue = self.outputs[request_id]
+        return [queue.get_nowait() for _ in range(queue.qsize())]
 
     def unmatched_count(self) -> int:
         return self._unmatched.qsize()

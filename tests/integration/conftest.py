@@ -28,7 +28,7 @@ import aiodocker
 import pytest
 from aiodocker.exceptions import DockerError
 
-from codebeaker.constants import GUEST_PATH, LABEL_INSTANCE, LABEL_KIND
+from codebeaker.constants import AGENT_PATH, GUEST_PATH, LABEL_INSTANCE, LABEL_KIND
 
 from .client import ALL_FRAMES, RpcClient
 
@@ -39,6 +39,7 @@ IMAGES = tuple(f"{IMAGE_PREFIX}/{language}:latest" for language in LANGUAGES)
 PASSED_THROUGH = ("CODEBEAKER_IMAGE_PREFIX", "CODEBEAKER_DOCKER_URL")
 """Settings of the environment the servers under test inherit; every other one is reset."""
 MIB = 1024 * 1024
+DRIVERS = ("agent", "exec")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 SERVERS: list[ServerProcess] = []
@@ -260,22 +261,26 @@ async def sandbox_processes(client: RpcClient, session_id: str) -> list[dict[str
     return [row for row in rows if row["state"] not in ("Z", "X")]
 
 
-def is_resident_guest(row: dict[str, Any]) -> bool:
-    """The server's own ``guest.py serve``, started before a session's first command."""
-    return row["uid"] == 1000 and str(row["cmd"]).endswith(f"{GUEST_PATH} serve")
+def is_server_helper(row: dict[str, Any]) -> bool:
+    """The server's own process in the container: the agent (root), or under the exec
+    driver the resident ``guest.py serve`` (uid 1000) started before the first command."""
+    cmd = str(row["cmd"])
+    if row["uid"] == 0:
+        return cmd.endswith(AGENT_PATH)
+    return row["uid"] == 1000 and cmd.endswith(f"{GUEST_PATH} serve")
 
 
 async def leftover_user_processes(
     client: RpcClient, session_id: str, settle: float = 3.0
 ) -> list[dict[str, Any]]:
     """Processes of the sandbox user (uid 1000) still alive; polls ``settle`` seconds.
-    The server's resident guest is not a leftover."""
+    The server's own helper process is not a leftover."""
     deadline = time.monotonic() + settle
     while True:
         rows = [
             row
             for row in await sandbox_processes(client, session_id)
-            if row["uid"] == 1000 and not is_resident_guest(row)
+            if row["uid"] == 1000 and not is_server_helper(row)
         ]
         if not rows or time.monotonic() >= deadline:
             return rows
@@ -335,10 +340,16 @@ async def stop_and_check(docker: aiodocker.Docker, server: ServerProcess) -> Non
     server.log_path.unlink(missing_ok=True)  # kept only when something went wrong
 
 
+@pytest.fixture(scope="session", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test that talks to a server runs once per driver (``CODEBEAKER_DRIVER``)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-async def server_process(docker: aiodocker.Docker) -> AsyncIterator[ServerProcess]:
+async def server_process(docker: aiodocker.Docker, driver: str) -> AsyncIterator[ServerProcess]:
     """The shared server most tests talk to."""
-    server = ServerProcess({})
+    server = ServerProcess({"CODEBEAKER_DRIVER": driver})
     try:
         await server.start()
         yield server
@@ -353,12 +364,15 @@ def server(server_process: ServerProcess) -> str:
 
 
 @pytest.fixture
-async def start_server(docker: aiodocker.Docker) -> AsyncIterator[ServerFactory]:
-    """Start extra servers with other settings; each is stopped (and checked) afterwards."""
+async def start_server(docker: aiodocker.Docker, driver: str) -> AsyncIterator[ServerFactory]:
+    """Start extra servers with other settings (and the test's driver); each is stopped
+    (and checked) afterwards."""
     started: list[ServerProcess] = []
 
     async def start(instance: str | None = None, healthy: bool = True, **env: str) -> ServerProcess:
-        server = ServerProcess(env, instance=instance, healthy=healthy)
+        server = ServerProcess(
+            {"CODEBEAKER_DRIVER": driver, **env}, instance=instance, healthy=healthy
+        )
         started.append(server)
         await server.start()
         return server

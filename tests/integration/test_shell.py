@@ -11,7 +11,7 @@ from .client import RpcClient
 from .conftest import (
     MIB,
     SessionFactory,
-    is_resident_guest,
+    is_server_helper,
     leftover_user_processes,
     sandbox_processes,
 )
@@ -177,11 +177,12 @@ async def test_timeout_kills_the_whole_tree(rpc: RpcClient, make_session: Sessio
     leftovers = await leftover_user_processes(rpc, sid)
     assert leftovers == [], f"processes survived the timeout: {leftovers}"
 
-    # PID 1 and the keep-alive are still there, as nobody, beside the server's resident
-    # guest; the session goes on working
-    rows = [row for row in await sandbox_processes(rpc, sid) if not is_resident_guest(row)]
+    # PID 1 and the keep-alive are still there, beside the server's own helper, none of
+    # them the sandbox user's; the session goes on working
+    rows = [row for row in await sandbox_processes(rpc, sid) if not is_server_helper(row)]
     assert any(row["pid"] == 1 for row in rows), rows
-    assert all(row["uid"] == 65534 for row in rows), rows
+    assert any(row["cmd"] == "sleep infinity" and row["uid"] == 65534 for row in rows), rows
+    assert all(row["uid"] != 1000 for row in rows), rows
     assert (await rpc.shell(sid, "echo", "alive"))["result"]["stdout"] == "alive\n"
 
 
