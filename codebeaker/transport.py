@@ -101,6 +101,7 @@ async def health(request: Request) -> JSONResponse:
         "status": "ok" if docker_ok else "degraded",
         "docker": "ok" if docker_ok else "unreachable",
         "sessions": len(services.sessions),
+        "pool": services.sessions.pool_readiness(),
         "version": __version__,
     }
     return JSONResponse(body, status_code=200 if docker_ok else 503)

@@ -39,6 +39,9 @@ class SessionManager:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def pool_readiness(self) -> dict[str, dict[str, int]]:
+        return self._sandboxes.pool.readiness()
+
     async def create(self, runtime: Runtime, config: SessionConfig) -> Session:
         if len(self._sessions) + self._starting >= self._settings.max_sessions:
             raise LimitExceededError(

@@ -38,6 +38,13 @@ class WarmPool:
     def ready(self, language: str) -> int:
         return len(self._ready.get(language, ()))
 
+    def readiness(self) -> dict[str, dict[str, int]]:
+        """Per pooled language: containers waiting, and how many there should be."""
+        return {
+            language: {"ready": len(self._ready[language]), "size": size}
+            for language, size in self._sizes.items()
+        }
+
     def start(self) -> None:
         for language in self._sizes:
             self._refill(language)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from .client import RpcClient
 from .conftest import ServerFactory, ServerProcess, http_get
 
@@ -43,5 +46,39 @@ async def test_docker_unreachable(start_server: ServerFactory) -> None:
             kind="sandbox_unavailable",
         )
         assert await client.result("session.list") == {"count": 0, "sessions": []}
+    finally:
+        await client.close()
+
+
+async def pool_state(server: ServerProcess, language: str, ready: int) -> dict[str, Any]:
+    """/health's pool entry for ``language`` once it shows ``ready`` containers waiting."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        _, body = await http_get(server.http_url + "/health")
+        state: dict[str, Any] = body["pool"][language]
+        if state["ready"] == ready or asyncio.get_running_loop().time() > deadline:
+            return state
+        await asyncio.sleep(0.05)
+
+
+async def test_health_shows_the_pool_draining_and_refilling(start_server: ServerFactory) -> None:
+    server = await start_server(CODEBEAKER_POOL_SIZES='{"python": 1, "go": 0}')
+    _, body = await http_get(server.http_url + "/health")
+    assert set(body["pool"]) == {"python"}, body  # size 0 is no pool at all
+    assert await pool_state(server, "python", 1) == {"ready": 1, "size": 1}
+
+    client = await RpcClient.connect(server.url)
+    try:
+        session = await client.result("session.create", {"language": "python"})
+        # Taken, then refilled behind the caller by a new container.
+        assert await pool_state(server, "python", 1) == {"ready": 1, "size": 1}
+        reply = await client.result(
+            "session.execute",
+            {
+                "sessionId": session["sessionId"],
+                "command": {"type": "execute_shell", "commandName": "true"},
+            },
+        )
+        assert reply["success"], reply
     finally:
         await client.close()

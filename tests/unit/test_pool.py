@@ -39,8 +39,10 @@ async def test_fills_hands_out_and_refills() -> None:
     launcher = Launcher()
     pool = WarmPool({"python": 2, "go": 0}, launcher.launch, launcher.discard)
     assert pool.take("python") is None  # nothing started yet
+    assert pool.readiness() == {"python": {"ready": 0, "size": 2}}  # go: no pool at all
     pool.start()
     await settle(pool, "python", 2)
+    assert pool.readiness() == {"python": {"ready": 2, "size": 2}}
     taken = pool.take("python")
     assert taken is not None
     assert taken.container_id == "python-0"
