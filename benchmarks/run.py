@@ -2,11 +2,12 @@
 
     .venv/bin/python benchmarks/run.py [--iterations 30] [--url ws://HOST:PORT] [--json PATH]
 
-Without ``--url`` it starts its own server (``python -m codebeaker serve`` on a free port, with
-its own ``CODEBEAKER_INSTANCE``) and stops it at the end. Every scenario alternates one
-CodeBeaker call and its baseline, the equivalent aiodocker call(s) on a container with the same
-hardening, after a few warm-up rounds that are not counted. Every container the script made is
-removed at the end, also on error. The image is ``CODEBEAKER_IMAGE_PREFIX``'s python image.
+Without ``--url`` it starts two servers of its own (``python -m codebeaker serve`` on free
+ports, each with its own ``CODEBEAKER_INSTANCE``): the agent driver with its warm pool, and the
+exec driver without one; the per-command scenarios run against both. Both stop at the end.
+Every scenario alternates one CodeBeaker call and its baseline, the equivalent aiodocker
+call(s) on a container with the same hardening, after a few warm-up rounds that are not
+counted. Every container the script made is removed at the end, also on error. The image is ``CODEBEAKER_IMAGE_PREFIX``'s python image.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import aiodocker
+import llm_sandbox_baseline
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -272,61 +274,80 @@ def latency_row(metric: str, ours: list[float], base: list[float] | None, note: 
     )
 
 
+@dataclass
+class Target:
+    """One server under test: its connection, its driver, where its /health is."""
+
+    driver: str
+    rpc: RpcClient
+    health_url: str
+
+
 class Bench:
-    def __init__(self, rpc: RpcClient, raw: RawDocker, args: argparse.Namespace) -> None:
-        self.rpc = rpc
+    def __init__(self, targets: list[Target], raw: RawDocker, args: argparse.Namespace) -> None:
+        self.targets = targets
         self.raw = raw
         self.args = args
-        self.sessions: set[str] = set()
+        self.sessions: dict[str, RpcClient] = {}
         self.rows: list[Row] = []
+        self.turns: dict[str, list[float]] = {}  # scenario C's samples per driver, for L
 
     def log(self, text: str) -> None:
         print(f"  {text}", file=sys.stderr, flush=True)
 
-    async def open_session(self) -> str:
-        reply = await self.rpc.call("session.create", {"language": "python"})
-        self.sessions.add(reply["sessionId"])
+    async def open_session(self, rpc: RpcClient, **params: Any) -> str:
+        reply = await rpc.call("session.create", {"language": "python", **params})
+        self.sessions[reply["sessionId"]] = rpc
         return str(reply["sessionId"])
 
     async def close_session(self, session_id: str) -> None:
-        await self.rpc.call("session.close", {"sessionId": session_id})
-        self.sessions.discard(session_id)
+        await self.sessions[session_id].call("session.close", {"sessionId": session_id})
+        del self.sessions[session_id]
 
     async def close_all(self) -> None:
         closing = [self.close_session(session_id) for session_id in list(self.sessions)]
         await asyncio.gather(*closing, return_exceptions=True)
 
     async def run(self) -> list[Row]:
-        await self.round_trip()
-        await self.container_start()
-        ours_box, base_box = await asyncio.gather(self.open_session(), self.raw.create())
-        try:
-            await self.single_command(ours_box, base_box)
-            await self.agent_turn(ours_box, base_box)
-        finally:
-            await self.close_session(ours_box)
-            await self.raw.remove(base_box)
-        await self.throughput()
-        await self.one_shot()
+        main = self.targets[0]
+        await self.round_trip(main.rpc)
+        await self.cold_start(main.rpc)
+        await self.pooled_start(main)
+        for target in self.targets:
+            ours_box, base_box = await asyncio.gather(
+                self.open_session(target.rpc), self.raw.create()
+            )
+            try:
+                await self.single_command(target, ours_box, base_box)
+                await self.agent_turn(target, ours_box, base_box)
+            finally:
+                await self.close_session(ours_box)
+                await self.raw.remove(base_box)
+            await self.throughput(target)
+        await self.llm_sandbox(main.driver)
+        await self.one_shot(main.rpc)
         return self.rows
 
-    async def round_trip(self) -> None:
+    async def round_trip(self, rpc: RpcClient) -> None:
         """``session.list``: the WebSocket and JSON-RPC cost alone, no Docker call behind it."""
         self.log("0: session.list round trip")
         samples = [
-            (await timed(lambda: self.rpc.call("session.list")))[0]
+            (await timed(lambda: rpc.call("session.list")))[0]
             for _ in range(self.args.warmup + self.args.iterations)
         ]
         note = "no Docker call: the protocol's own cost"
         self.rows.append(latency_row("0  session.list", samples[self.args.warmup :], None, note))
 
-    async def container_start(self) -> None:
-        self.log("A: session.create vs raw create+start")
+    async def cold_start(self, rpc: RpcClient) -> None:
+        """Limits the pool does not hold, so every create starts a container of its own."""
+        defaults = Settings()
+        memory = 256 if defaults.default_memory_mb != 256 else 384
+        self.log(f"A: session.create cold ({memory} MiB, not pooled) vs raw create+start")
         close_ms: list[float] = []
         remove_ms: list[float] = []
 
         async def ours() -> float:
-            ms, session_id = await timed(self.open_session)
+            ms, session_id = await timed(lambda: self.open_session(rpc, memoryLimitMB=memory))
             close_ms.append((await timed(lambda: self.close_session(session_id)))[0])
             return ms
 
@@ -337,7 +358,7 @@ class Bench:
 
         args = self.args
         ours_ms, base_ms = await alternate(args.iterations, args.warmup, ours, base)
-        self.rows.append(latency_row("A  session.create (python)", ours_ms, base_ms))
+        self.rows.append(latency_row("A  session.create cold", ours_ms, base_ms))
         self.rows.append(
             latency_row(
                 "   session.close (vs raw remove)",
@@ -346,29 +367,63 @@ class Bench:
             )
         )
 
-    async def single_command(self, session_id: str, container_id: str) -> None:
-        self.log("B: execute_shell `true` vs raw exec")
+    async def pooled_start(self, target: Target) -> None:
+        """Default limits: the pool hands out a started container. Both sides wait (untimed)
+        for the pool to refill first, so its background starts do not land on either."""
+        if not (await pool_state(target.health_url)).get("size"):
+            self.log("A: no python pool on this server: pooled create skipped")
+            return
+        self.log("A: session.create from the warm pool vs raw create+start")
+
+        async def refilled() -> None:
+            deadline = time.perf_counter() + 60
+            while time.perf_counter() < deadline:
+                state = await pool_state(target.health_url)
+                if state["ready"] >= state["size"]:
+                    return
+                await asyncio.sleep(0.02)
+            raise RuntimeError(f"the warm pool did not refill: {state}")
+
+        async def ours() -> float:
+            await refilled()
+            ms, session_id = await timed(lambda: self.open_session(target.rpc))
+            await self.close_session(session_id)
+            return ms
+
+        async def base() -> float:
+            await refilled()
+            ms, container_id = await timed(self.raw.create)
+            await self.raw.remove(container_id)
+            return ms
+
+        args = self.args
+        ours_ms, base_ms = await alternate(args.iterations, args.warmup, ours, base)
+        note = "the pool refilled before each round (untimed)"
+        self.rows.append(latency_row("A  session.create pooled", ours_ms, base_ms, note))
+
+    async def single_command(self, target: Target, session_id: str, container_id: str) -> None:
+        self.log(f"B: execute_shell `true` ({target.driver} driver) vs raw exec")
         command = {"type": "execute_shell", "commandName": "true"}
 
         async def ours() -> float:
-            return (await timed(lambda: self.rpc.execute(session_id, command)))[0]
+            return (await timed(lambda: target.rpc.execute(session_id, command)))[0]
 
         async def base() -> float:
             return (await timed(lambda: self.raw.exec(container_id, ["true"])))[0]
 
         rounds = self.args.iterations * 2
         ours_ms, base_ms = await alternate(rounds, self.args.warmup, ours, base)
-        self.rows.append(latency_row("B  session.execute `true`", ours_ms, base_ms))
+        self.rows.append(latency_row(f"B  execute `true` ({target.driver})", ours_ms, base_ms))
 
-    async def agent_turn(self, session_id: str, container_id: str) -> None:
-        self.log("C: write_file + python3 main.py vs two raw execs")
+    async def agent_turn(self, target: Target, session_id: str, container_id: str) -> None:
+        self.log(f"C: write_file + python3 main.py ({target.driver} driver) vs two raw execs")
         write = {"type": "write_file", "path": "main.py", "content": PROGRAM}
         run = {"type": "execute_shell", "commandName": "python3", "args": ["main.py"]}
         steps: dict[str, list[float]] = {"ours": [], "base": []}  # the write step's share
 
         async def ours() -> float:
-            write_ms = (await timed(lambda: self.rpc.execute(session_id, write)))[0]
-            run_ms, reply = await timed(lambda: self.rpc.execute(session_id, run))
+            write_ms = (await timed(lambda: target.rpc.execute(session_id, write)))[0]
+            run_ms, reply = await timed(lambda: target.rpc.execute(session_id, run))
             expect(reply["result"]["stdout"] == PROGRAM_OUTPUT, reply)
             steps["ours"].append(write_ms)
             return write_ms + run_ms
@@ -385,7 +440,9 @@ class Bench:
 
         warmup = self.args.warmup
         ours_ms, base_ms = await alternate(self.args.iterations, warmup, ours, base)
-        self.rows.append(latency_row("C  write_file + run main.py", ours_ms, base_ms))
+        self.turns[target.driver] = ours_ms
+        name = f"C  write_file + run ({target.driver})"
+        self.rows.append(latency_row(name, ours_ms, base_ms))
         self.rows.append(
             latency_row(
                 "   of which write_file (vs sh -c cat)",
@@ -394,20 +451,41 @@ class Bench:
             )
         )
 
-    async def throughput(self) -> None:
+    async def llm_sandbox(self, driver: str) -> None:
+        """Scenario C's two steps against llm-sandbox's ``session.run`` of the same code."""
+        if not llm_sandbox_baseline.available():
+            self.log("L: llm-sandbox is not installed (pip install -e '.[bench]'): skipped")
+            return
+        self.log("L: llm-sandbox session.run of the same program")
+        labels = {BENCH_LABEL: self.raw.run_id}
+        base_ms = await asyncio.to_thread(
+            llm_sandbox_baseline.measure,
+            self.args.image,
+            PROGRAM,
+            PROGRAM_OUTPUT,
+            self.args.iterations,
+            self.args.warmup,
+            labels,
+        )
+        note = f"baseline: llm-sandbox {llm_sandbox_baseline.version()} session.run, same image"
+        name = f"L  write_file + run ({driver}) vs llm-sandbox"
+        self.rows.append(latency_row(name, self.turns[driver], base_ms, note))
+
+    async def throughput(self, target: Target) -> None:
         n, seconds = self.args.concurrency, self.args.duration
-        self.log(f"T: {n} concurrent `true` loops, {seconds:g}s for each side")
+        self.log(f"T: {n} concurrent `true` loops ({target.driver}), {seconds:g}s for each side")
         command = {"type": "execute_shell", "commandName": "true"}
-        session_ids = await asyncio.gather(*(self.open_session() for _ in range(n)))
+        session_ids = await asyncio.gather(*(self.open_session(target.rpc) for _ in range(n)))
         container_ids = await asyncio.gather(*(self.raw.create() for _ in range(n)))
+        rpc = target.rpc
         try:
             # A short untimed burst first, so both sides start warm.
             await asyncio.gather(
-                *(self.rpc.execute(s, command) for s in session_ids),
+                *(rpc.execute(s, command) for s in session_ids),
                 *(self.raw.exec(c, ["true"]) for c in container_ids),
             )
             actions: dict[str, list[Callable[[], Awaitable[Any]]]] = {
-                "ours": [functools.partial(self.rpc.execute, s, command) for s in session_ids],
+                "ours": [functools.partial(rpc.execute, s, command) for s in session_ids],
                 "base": [functools.partial(self.raw.exec, c, ["true"]) for c in container_ids],
             }
             # Two half-length windows each, ours-base-base-ours, so drift in the machine's
@@ -423,7 +501,7 @@ class Bench:
         note = f"{n} sessions on one connection vs {n} raw exec loops"
         self.rows.append(
             Row(
-                f"T  throughput `true` x{n}",
+                f"T  throughput `true` x{n} ({target.driver})",
                 "ops/s",
                 ours_rate,
                 None,
@@ -435,13 +513,13 @@ class Bench:
         )
         self.rows.append(latency_row(f"   latency under load x{n}", ours_ms, base_ms))
 
-    async def one_shot(self) -> None:
+    async def one_shot(self, rpc: RpcClient) -> None:
         rounds = self.args.run_iterations
         self.log(f"R: execution.run vs raw create+start+2 execs+remove ({rounds} rounds)")
         params = {"language": "python", "code": HELLO}
 
         async def ours() -> float:
-            ms, reply = await timed(lambda: self.rpc.call("execution.run", params))
+            ms, reply = await timed(lambda: rpc.call("execution.run", params))
             expect(reply["stdout"] == "hello\n" and reply["exitCode"] == 0, reply)
             return ms
 
@@ -459,6 +537,21 @@ class Bench:
 
         ours_ms, base_ms = await alternate(rounds, min(self.args.warmup, 2), ours, base)
         self.rows.append(latency_row("R  execution.run (python hello)", ours_ms, base_ms))
+
+
+async def pool_state(health_url: str, language: str = "python") -> dict[str, int]:
+    """The server's warm pool for ``language`` as /health shows it (empty: no pool)."""
+
+    def get() -> dict[str, int]:
+        try:
+            with NO_PROXY.open(health_url, timeout=5) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:  # 503 still carries the body
+            body = json.load(exc)
+        state: dict[str, int] = body.get("pool", {}).get(language, {})
+        return state
+
+    return await asyncio.to_thread(get)
 
 
 async def loops(
@@ -496,13 +589,19 @@ def free_port() -> int:
 class Server:
     """``python -m codebeaker serve`` as a subprocess, with an instance name of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, driver: str, **env: str) -> None:
+        self.driver = driver
         self.port = free_port()
-        self.instance = f"bench-{secrets.token_hex(4)}"
+        self.instance = f"bench-{driver}-{secrets.token_hex(4)}"
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
             prefix="codebeaker-bench-", suffix=".log", delete=False
         )
-        env = {**os.environ, "CODEBEAKER_INSTANCE": self.instance}
+        env = {
+            **os.environ,
+            "CODEBEAKER_INSTANCE": self.instance,
+            "CODEBEAKER_DRIVER": driver,
+            **env,
+        }
         argv = [sys.executable, "-m", "codebeaker", "serve", "--host", "127.0.0.1"]
         self.process = subprocess.Popen(
             [*argv, "--port", str(self.port)], env=env, stdout=self.log, stderr=subprocess.STDOUT
@@ -512,14 +611,17 @@ class Server:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/jsonrpc"
 
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
     def wait_healthy(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.tail()}")
             try:
-                url = f"http://127.0.0.1:{self.port}/health"
-                with NO_PROXY.open(url, timeout=2) as response:
+                with NO_PROXY.open(self.health_url, timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -590,29 +692,46 @@ def ws_url(url: str) -> str:
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
-async def bench(args: argparse.Namespace, url: str, settings: Settings) -> list[Row]:
+def health_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return urllib.parse.urlunsplit((scheme, parts.netloc, "/health", "", ""))
+
+
+@dataclass
+class Endpoint:
+    driver: str
+    url: str
+    health_url: str
+
+
+async def bench(
+    args: argparse.Namespace, endpoints: list[Endpoint], settings: Settings
+) -> list[Row]:
     # SIGTERM cancels only this task (Ctrl-C does the same, by asyncio.run), so the
-    # connection's reader is still alive for the clean-up below.
+    # connections' readers are still alive for the clean-up below.
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
     assert main_task is not None
     loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
     raw = RawDocker(aiodocker.Docker(url=settings.docker_url), args.image, secrets.token_hex(6))
-    rpc: RpcClient | None = None
+    targets: list[Target] = []
     runner: Bench | None = None
     try:
         await raw.docker.images.inspect(args.image)  # fail fast, before any timing
         args.docker_version = (await raw.docker.version()).get("Version", "?")
-        rpc = await RpcClient.connect(url, settings.api_key)
-        runner = Bench(rpc, raw, args)
+        for endpoint in endpoints:
+            rpc = await RpcClient.connect(endpoint.url, settings.api_key)
+            targets.append(Target(endpoint.driver, rpc, endpoint.health_url))
+        runner = Bench(targets, raw, args)
         return await runner.run()
     finally:
         print("cleaning up", file=sys.stderr)
         if runner is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runner.close_all(), CLEANUP_SECONDS)
-        if rpc is not None:
-            await rpc.aclose()
+        for target in targets:
+            await target.rpc.aclose()
         try:
             await asyncio.wait_for(raw.sweep(), CLEANUP_SECONDS)
         except Exception as exc:
@@ -650,7 +769,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--duration", type=float, default=5.0, help="seconds of throughput loops per side (5)"
     )
-    parser.add_argument("--url", help="use this running server (ws://HOST:PORT[/ws/jsonrpc])")
+    parser.add_argument(
+        "--url", help="measure only this running server (ws://HOST:PORT[/ws/jsonrpc])"
+    )
     parser.add_argument("--image", help="baseline image (default: the server's python image)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -666,43 +787,38 @@ def interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, interrupted)
-    settings = Settings()
-    args.image = args.image or settings.image_for("python")
-    server: Server | None = None
-    began = time.perf_counter()
-    failed = True
-    try:
-        if args.url:
-            url = ws_url(args.url)
+def start_servers() -> list[Server]:
+    """The agent driver with the default pool, and the exec driver with none (its rows
+    measure the per-command path; an idle pool would only take memory)."""
+    servers = [Server("agent"), Server("exec", CODEBEAKER_POOL_SIZES="{}")]
+    for server in servers:
+        print(
+            f"starting {server.driver} server {server.instance} on port {server.port}",
+            file=sys.stderr,
+        )
+    for server in servers:
+        server.wait_healthy()
+    return servers
+
+
+def stop_servers(servers: list[Server], settings: Settings, failed: bool) -> None:
+    for server in servers:
+        server.stop()
+        if failed:
+            print(
+                f"{server.driver} server log {server.log.name} ends:\n{server.tail()}",
+                file=sys.stderr,
+            )
         else:
-            server = Server()
-            print(f"starting server {server.instance} on port {server.port}", file=sys.stderr)
-            server.wait_healthy()
-            url = server.url
-        print(f"benchmarking {url} against raw aiodocker on {args.image}", file=sys.stderr)
-        rows = asyncio.run(bench(args, url, settings))
-        failed = False
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted", file=sys.stderr)
-        failed = False  # the server's log says nothing of interest then
-        return 130
-    except ConnectionClosed as exc:
-        print(f"error: the server closed the connection mid-run: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if server is not None:
-            server.stop()
-            if failed:
-                print(f"server log {server.log.name} ends:\n{server.tail()}", file=sys.stderr)
-            else:
-                Path(server.log.name).unlink(missing_ok=True)
-            left = leftovers(settings, server.instance)
-            if left:
-                print(f"warning: the server left {left} container(s); removed", file=sys.stderr)
-    elapsed = time.perf_counter() - began
+            Path(server.log.name).unlink(missing_ok=True)
+        left = leftovers(settings, server.instance)
+        if left:
+            print(f"warning: the server left {left} container(s); removed", file=sys.stderr)
+
+
+def report(
+    rows: list[Row], args: argparse.Namespace, endpoints: list[Endpoint], elapsed: float
+) -> None:
     print()
     print(table(rows))
     print()
@@ -717,7 +833,7 @@ def main() -> int:
     if args.json:
         figures = {
             "meta": {
-                "url": url,
+                "servers": {endpoint.driver: endpoint.url for endpoint in endpoints},
                 "image": args.image,
                 "iterations": args.iterations,
                 "runIterations": args.run_iterations,
@@ -735,6 +851,37 @@ def main() -> int:
             ],
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def main() -> int:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, interrupted)
+    settings = Settings()
+    args.image = args.image or settings.image_for("python")
+    servers: list[Server] = []
+    began = time.perf_counter()
+    failed = True
+    try:
+        if args.url:
+            url = ws_url(args.url)
+            endpoints = [Endpoint("server", url, health_url(url))]
+        else:
+            servers = start_servers()
+            endpoints = [Endpoint(s.driver, s.url, s.health_url) for s in servers]
+        names = ", ".join(f"{e.driver} {e.url}" for e in endpoints)
+        print(f"benchmarking {names} against raw aiodocker on {args.image}", file=sys.stderr)
+        rows = asyncio.run(bench(args, endpoints, settings))
+        failed = False
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted", file=sys.stderr)
+        failed = False  # the server's log says nothing of interest then
+        return 130
+    except ConnectionClosed as exc:
+        print(f"error: the server closed the connection mid-run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stop_servers(servers, settings, failed)
+    report(rows, args, endpoints, time.perf_counter() - began)
     return 0
 
 
