@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codebeaker.constants import EXIT_KILLED, EXIT_TIMEOUT
+from codebeaker.exceptions import LimitExceededError
 
 __all__ = [
     "STREAMS",
@@ -56,23 +57,33 @@ class ProcessResult:
 
 
 class StdinPipe:
-    """Input that reaches a command while it runs (``session.input``); ``None`` is EOF."""
+    """Input that reaches a command while it runs (``session.input``); ``None`` is EOF.
+    At most ``limit`` bytes wait here (for a command still queued behind another)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._limit = limit
+        self._waiting = 0
         self.closed = False
 
     def write(self, data: bytes, eof: bool = False) -> None:
         if self.closed:
             raise RuntimeError("stdin is already closed")
+        if self._waiting + len(data) > self._limit:
+            raise LimitExceededError(
+                "stdin", f"more than {self._limit} bytes of input wait for the command"
+            )
         if data:
+            self._waiting += len(data)
             self._chunks.put_nowait(data)
         if eof:
             self._chunks.put_nowait(None)
             self.closed = True
 
     async def read(self) -> bytes | None:
-        return await self._chunks.get()
+        chunk = await self._chunks.get()
+        self._waiting -= len(chunk or b"")
+        return chunk
 
 
 class OutputBuffer:

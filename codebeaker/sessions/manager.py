@@ -92,7 +92,7 @@ class SessionManager:
         session = self.get(session_id)
         session.execution_count += 1
         session.running += 1
-        stdin = StdinPipe() if interactive else None
+        stdin = StdinPipe(self._settings.max_write_bytes) if interactive else None
         if stdin is not None:
             session.inputs.append(stdin)
         try:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from .client import RpcClient
-from .conftest import ConnectFactory, SessionFactory
+from .conftest import ConnectFactory, ServerFactory, SessionFactory
 
 PROMPTS = (
     "import sys\n"
@@ -228,3 +228,32 @@ async def test_streamed_flood_is_capped(client: RpcClient, session_id: str) -> N
         if params["stream"] == "stdout"
     )
     assert streamed == envelope["result"]["stdout"]
+
+
+async def test_input_waiting_for_a_queued_command_is_capped(
+    start_server: ServerFactory, connect: ConnectFactory, make_session: SessionFactory
+) -> None:
+    server = await start_server(CODEBEAKER_MAX_WRITE_BYTES="2048")
+    client = await connect(server.url)
+    session_id = (await make_session("python", client=client))["sessionId"]
+    busy = await client.start(
+        "session.execute",
+        {
+            "sessionId": session_id,
+            "command": {"type": "execute_shell", "commandName": "sleep", "args": ["2"]},
+        },
+    )
+    _, future = await stream(client, session_id, "cat")
+    kept = "k" * 2000
+    await client.result("session.input", {"sessionId": session_id, "data": kept})
+    error = await client.error(
+        "session.input",
+        {"sessionId": session_id, "data": "x" * 100},
+        code=-32004,
+        kind="limit_exceeded",
+    )
+    assert error["data"]["limit"] == "stdin"
+    await client.result("session.input", {"sessionId": session_id, "eof": True})
+    envelope = (await asyncio.wait_for(future, 30))["result"]
+    assert envelope["result"]["stdout"] == kept  # what was accepted all arrived
+    assert (await busy)["result"]["success"]

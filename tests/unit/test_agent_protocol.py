@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from codebeaker.exceptions import LimitExceededError
 from codebeaker.sandbox.agent import cwd_failure, decode, encode, start_failure
 from codebeaker.sandbox.driver import OutputBuffer, ProcessRequest, StdinPipe, finished
 
@@ -54,9 +55,20 @@ def test_timeout_and_flood_win_over_the_exit_code() -> None:
 
 
 async def test_stdin_pipe_ends_with_eof_and_refuses_more() -> None:
-    pipe = StdinPipe()
+    pipe = StdinPipe(limit=16)
     pipe.write(b"a")
     pipe.write(b"", eof=True)
     assert [await pipe.read(), await asyncio.wait_for(pipe.read(), 1)] == [b"a", None]
     with pytest.raises(RuntimeError):
         pipe.write(b"late")
+
+
+async def test_stdin_pipe_holds_at_most_its_limit_unread() -> None:
+    pipe = StdinPipe(limit=4)
+    pipe.write(b"abc")
+    with pytest.raises(LimitExceededError) as refused:
+        pipe.write(b"de")
+    assert refused.value.limit == "stdin"
+    assert await pipe.read() == b"abc"  # read: room again, and nothing was lost
+    pipe.write(b"defg")
+    assert await pipe.read() == b"defg"
