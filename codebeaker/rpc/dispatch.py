@@ -6,7 +6,9 @@ import asyncio
 import json
 from typing import Any
 
+import fastjsonschema
 from jsonrpcserver import async_dispatch_to_serializable
+from jsonrpcserver.main import schema as request_schema
 
 from codebeaker.exceptions import LimitExceededError
 from codebeaker.rpc.errors import error_for
@@ -14,6 +16,10 @@ from codebeaker.rpc.methods import METHODS, Call, Services
 from codebeaker.rpc.streaming import Notify, nowhere
 
 __all__ = ["dumps", "handle_frame"]
+
+validate_request = fastjsonschema.compile(request_schema)
+"""jsonrpcserver's own request schema, compiled: the same rules ~20x faster than jsonschema,
+which cost more than the rest of a `session.list`."""
 
 
 def dumps(message: Any) -> str:
@@ -35,7 +41,9 @@ async def handle_frame(text: str, services: Services, notify: Notify = nowhere) 
         parsed = json.loads(text)
     except ValueError:
         # let jsonrpcserver word the parse error
-        reply = await async_dispatch_to_serializable(text, METHODS, context=Call(services))
+        reply = await async_dispatch_to_serializable(
+            text, METHODS, context=Call(services), validator=validate_request
+        )
         return None if reply is None else dumps(reply)
     if isinstance(parsed, list) and parsed:
         replies = await asyncio.gather(*(_dispatch_one(item, services, notify) for item in parsed))
@@ -49,5 +57,5 @@ async def _dispatch_one(request: Any, services: Services, notify: Notify) -> Any
     request_id = request.get("id") if isinstance(request, dict) else None
     call = Call(services, request_id, notify)
     return await async_dispatch_to_serializable(
-        "", METHODS, context=call, deserializer=lambda _: request
+        "", METHODS, context=call, deserializer=lambda _: request, validator=validate_request
     )
