@@ -50,7 +50,9 @@ async def docker_errors(container_id: str = "", image: str = "") -> AsyncIterato
             raise ImageMissingError(image) from exc
         if exc.status == 404 and container_id:
             raise ContainerGoneError(container_id, "container was removed") from exc
-        if exc.status == 409 and container_id and "not running" in message:
+        if container_id and "is not running" in message:
+            # 409 from exec create; starting an exec in a container being removed says so
+            # with another status ("… is not running: Removal In Progress").
             raise ContainerGoneError(container_id, "container is not running") from exc
         raise SandboxError(f"docker: {message}") from exc
     except (aiohttp.ClientConnectionError, ConnectionError, FileNotFoundError) as exc:

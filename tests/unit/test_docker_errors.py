@@ -16,6 +16,12 @@ from codebeaker.sandbox.docker import docker_errors
         (404, "No such container: abc", {"container_id": "abc"}, ContainerGoneError),
         (409, "Container abc is not running", {"container_id": "abc"}, ContainerGoneError),
         (
+            500,
+            "Container abc is not running: Removal In Progress",
+            {"container_id": "abc"},
+            ContainerGoneError,
+        ),
+        (
             404,
             "No such image: codebeaker/go:latest",
             {"image": "codebeaker/go:latest"},
