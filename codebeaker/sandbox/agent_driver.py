@@ -38,6 +38,7 @@ AGENT_ARGV = ("python3", "-I", "-S", AGENT_PATH)  # isolated: no PYTHON* env, no
 READY_TIMEOUT = 15.0
 REPLY_TIMEOUT = 60.0
 GRACE = 10.0  # past a command's own timeout, the agent is considered stuck
+GONE_CHECKS, GONE_CHECK_SECONDS = 5, 0.2  # after a failed start: is the container going?
 LOST = "agent_lost"
 LOST_FRAME: Header = {"t": "lost"}
 
@@ -157,13 +158,21 @@ class AgentDriver(Driver):
                 ready = await link.ready(READY_TIMEOUT)
             except (SandboxError, TimeoutError) as exc:
                 await link.aclose()
-                await self._backend.ensure_running(self.container_id)  # or the cause is that
+                await self._unless_gone()
                 raise AgentUnavailableError(f"agent did not start: {exc} {link.stderr}") from exc
             if not ready.get("ok"):
                 await link.aclose()
                 raise AgentUnavailableError(f"agent cannot run here: {ready.get('problem')}")
             self._link = link
             return link
+
+    async def _unless_gone(self) -> None:
+        """ContainerGoneError if the agent failed because its container is going away: one
+        being removed still reports itself running for a moment after its processes died."""
+        for _ in range(GONE_CHECKS - 1):
+            await self._backend.ensure_running(self.container_id)
+            await asyncio.sleep(GONE_CHECK_SECONDS)
+        await self._backend.ensure_running(self.container_id)
 
     async def run(
         self,
@@ -172,7 +181,10 @@ class AgentDriver(Driver):
         on_output: OutputSink | None = None,
         stdin: StdinPipe | None = None,
     ) -> ProcessResult:
-        link = await self._agent()
+        try:
+            link = await self._agent()
+        except AgentUnavailableError as exc:
+            return lost(b"", b"", f"the sandbox agent could not be started ({exc})")
         output = OutputBuffer(request.output_limit, on_output)
         done: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
 
@@ -209,12 +221,19 @@ class AgentDriver(Driver):
             if feeder is not None:
                 feeder.cancel()
         if header["t"] == "lost":
-            await self._recover(link, marker, since)
-            return ProcessResult(
+            try:
+                await self._recover(link, marker, since)
+            except AgentUnavailableError as exc:
+                return lost(
+                    output.stdout,
+                    output.stderr,
+                    f"the sandbox agent stopped during the command and could not be restarted "
+                    f"({exc}); the next command tries again",
+                )
+            return lost(
                 output.stdout,
                 output.stderr,
-                EXIT_KILLED,
-                error=f"{LOST}: the sandbox agent stopped during the command and was restarted; "
+                "the sandbox agent stopped during the command and was restarted; "
                 "the command's processes were killed",
             )
         if header.get("error"):
@@ -236,7 +255,12 @@ class AgentDriver(Driver):
         )
 
     async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
-        link = await self._agent()
+        try:
+            link = await self._agent()
+        except AgentUnavailableError as exc:
+            raise CommandFailedError(
+                LOST, f"the sandbox agent could not be started ({exc})"
+            ) from exc
         reply = await link.request({"op": op, **params}, REPLY_TIMEOUT)
         if reply.get("t") == "lost":
             raise CommandFailedError(
@@ -250,6 +274,10 @@ class AgentDriver(Driver):
         if self._link is not None:
             await self._link.aclose()
             self._link = None
+
+
+def lost(stdout: bytes, stderr: bytes, detail: str) -> ProcessResult:
+    return ProcessResult(stdout, stderr, EXIT_KILLED, error=f"{LOST}: {detail}")
 
 
 async def _forward(link: AgentLink, ident: int, stdin: StdinPipe) -> None:
