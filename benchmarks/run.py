@@ -622,7 +622,7 @@ class Server:
 
     @property
     def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/health"
+        return health_url(self.url)
 
     def wait_healthy(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -711,7 +711,10 @@ def health_url(url: str) -> str:
 class Endpoint:
     driver: str
     url: str
-    health_url: str
+
+    @property
+    def health_url(self) -> str:
+        return health_url(self.url)
 
 
 async def bench(
@@ -873,10 +876,10 @@ def main() -> int:
     try:
         if args.url:
             url = ws_url(args.url)
-            endpoints = [Endpoint("server", url, health_url(url))]
+            endpoints = [Endpoint("server", url)]
         else:
             servers = start_servers()
-            endpoints = [Endpoint(s.driver, s.url, s.health_url) for s in servers]
+            endpoints = [Endpoint(s.driver, s.url) for s in servers]
         names = ", ".join(f"{e.driver} {e.url}" for e in endpoints)
         print(f"benchmarking {names} against raw aiodocker on {args.image}", file=sys.stderr)
         rows = asyncio.run(bench(args, endpoints, settings))
