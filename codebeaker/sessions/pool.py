@@ -35,9 +35,6 @@ class WarmPool:
         self._chores: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    def ready(self, language: str) -> int:
-        return len(self._ready.get(language, ()))
-
     def readiness(self) -> dict[str, dict[str, int]]:
         """Per pooled language: containers waiting, and how many there should be."""
         return {
