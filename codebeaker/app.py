@@ -1,71 +1,60 @@
-"""Wires the layers together: Docker backend → sessions → JSON-RPC → Starlette routes."""
+"""Wires the doors to the service: JSON-RPC on a WebSocket, REST, auth, the lifespan."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from loguru import logger
-from starlette.applications import Starlette
-from starlette.routing import Route, WebSocketRoute
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.routing import WebSocketRoute
 
-from codebeaker.exceptions import SandboxError
-from codebeaker.rpc import Services
-from codebeaker.runtimes import RUNTIMES
-from codebeaker.sandbox.docker import DockerBackend
-from codebeaker.sessions import OneShotRunner, Reaper, SandboxFactory, SessionManager
+from codebeaker import __version__
+from codebeaker.auth import ApiKeyMiddleware
+from codebeaker.rest.openapi import install_openapi
+from codebeaker.rest.problems import http_problem, problem_response
+from codebeaker.rest.routes import router
+from codebeaker.service import SandboxService
 from codebeaker.settings import Settings, get_settings
-from codebeaker.transport import health, jsonrpc_socket
+from codebeaker.transport import jsonrpc_socket, refusal_frame
 
 __all__ = ["create_app"]
 
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})
+"""Reachable without the API key: a load balancer's probe and the public description."""
 
-def create_app(settings: Settings | None = None) -> Starlette:
+
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    backend = DockerBackend(settings.docker_url)
-    sandboxes = SandboxFactory(backend, settings, RUNTIMES)
-    sessions = SessionManager(sandboxes, settings)
-    services = Services(
-        settings=settings,
-        runtimes=RUNTIMES,
-        sessions=sessions,
-        runner=OneShotRunner(sandboxes, settings),
-    )
-    reaper = Reaper(sessions, settings.cleanup_interval_seconds)
+    service = SandboxService(settings)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await _remove_leftovers(sandboxes, "start-up")
-        sandboxes.pool.start()
-        reaper.start()
-        logger.info("CodeBeaker serving instance {!r}", settings.instance)
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
         try:
             yield
         finally:
-            reaper.shutdown()
-            await sandboxes.pool.close()
-            await sessions.close_all()
-            await _remove_leftovers(sandboxes, "shutdown")  # one-shot runs cut short, too
-            await backend.close()
-            logger.info("CodeBeaker stopped; no container of ours is left")
+            await service.close()
 
-    app = Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            WebSocketRoute("/ws/jsonrpc", jsonrpc_socket),
-        ],
+    app = FastAPI(
+        title="CodeBeaker",
+        version=__version__,
+        description="Runs untrusted code in hardened Docker sandboxes.",
         lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        exception_handlers={HTTPException: http_problem},
     )
-    app.state.services = services
-    app.state.backend = backend
+    app.include_router(router)
+    app.router.routes.append(WebSocketRoute("/ws/jsonrpc", jsonrpc_socket))
+    app.add_middleware(
+        ApiKeyMiddleware,
+        api_key=settings.api_key,
+        refuse_http=problem_response,
+        refuse_socket=refusal_frame,
+        open_paths=OPEN_PATHS,
+    )
+    install_openapi(app)
+    app.state.service = service
     return app
-
-
-async def _remove_leftovers(sandboxes: SandboxFactory, when: str) -> None:
-    try:
-        removed = await sandboxes.remove_leftovers()
-    except SandboxError as exc:
-        logger.warning("{} clean-up skipped: {}", when, exc)
-        return
-    if removed:
-        logger.info("{} clean-up removed {} container(s)", when, removed)

@@ -5,7 +5,11 @@
     ├── SessionNotFoundError (KeyError)          unknown, closed or expired session
     ├── SessionTerminatedError                   its container died behind our back
     ├── UnsupportedLanguageError (ValueError)    not in the runtime registry
+    ├── ExecutionNotFoundError (KeyError)        unknown or pruned async execution
+    ├── ExecutionFinishedError                   cancel of an execution that already ended
+    ├── MalformedRequestError (ValueError)       a body or frame that is not JSON
     ├── LimitExceededError                       a server capacity limit
+    │   └── PayloadTooLargeError                 a body or frame over the size limit
     ├── UnauthorizedError (PermissionError)      missing or wrong API key
     ├── InputClosedError                         session.input with no command reading
     ├── CommandFailedError                       a command ran and failed: a result
@@ -27,10 +31,14 @@ __all__ = [
     "CodeBeakerError",
     "CommandFailedError",
     "ContainerGoneError",
+    "ExecutionFinishedError",
+    "ExecutionNotFoundError",
     "ImageMissingError",
     "InputClosedError",
     "InvalidParamsError",
     "LimitExceededError",
+    "MalformedRequestError",
+    "PayloadTooLargeError",
     "SandboxError",
     "SandboxUnavailableError",
     "SessionNotFoundError",
@@ -87,10 +95,37 @@ class UnsupportedLanguageError(CodeBeakerError, ValueError):
         self.supported = list(supported)
 
 
+class ExecutionNotFoundError(CodeBeakerError, KeyError):
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"execution not found: {execution_id}")
+        self.execution_id = execution_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ExecutionFinishedError(CodeBeakerError):
+    def __init__(self, execution_id: str, status: str) -> None:
+        super().__init__(f"execution {execution_id} already ended: {status}")
+        self.execution_id = execution_id
+        self.status = status
+
+
+class MalformedRequestError(CodeBeakerError, ValueError):
+    """The body is not JSON at all (a parse error, before any field can be named)."""
+
+
 class LimitExceededError(CodeBeakerError):
-    def __init__(self, limit: str, message: str) -> None:
+    def __init__(self, limit: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.limit = limit
+        self.retry_after = retry_after
+        """Seconds after which the same request may succeed; None when waiting will not help."""
+
+
+class PayloadTooLargeError(LimitExceededError):
+    def __init__(self, limit: str, maximum: int) -> None:
+        super().__init__(limit, f"{limit.replace('_', ' ')} is over {maximum} bytes")
 
 
 class UnauthorizedError(CodeBeakerError, PermissionError):
@@ -113,6 +148,12 @@ class CommandFailedError(CodeBeakerError):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+
+    @classmethod
+    def from_message(cls, message: str) -> CommandFailedError:
+        """Back from the ``"<kind>: <detail>"`` form a command outcome carries."""
+        kind, _, detail = message.partition(": ")
+        return cls(kind, detail)
 
 
 class SandboxError(CodeBeakerError):

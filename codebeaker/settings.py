@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -22,14 +23,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(5000, ge=0, le=65535)
     max_message_bytes: int = Field(16 * MIB, ge=1024)
-    """Largest WebSocket text frame accepted; larger ones get a ``limit_exceeded`` error."""
+    """Largest WebSocket text frame or HTTP request body accepted; larger ones get a
+    ``limit_exceeded`` error (413 on REST)."""
     api_key: str | None = None
-    """When set, clients must send it as ``Authorization: Bearer …`` or ``?apiKey=``."""
+    """When set, clients must send it as ``Authorization: Bearer …``, ``X-API-Key`` or
+    ``?apiKey=``."""
 
     # Docker
     docker_url: str | None = None
     """Engine address (``unix:///var/run/docker.sock``, ``tcp://…``); unset means DOCKER_HOST."""
-    instance: str = "default"
+    instance: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     """Name stamped on every container; start-up clean-up only touches its own instance's."""
     image_prefix: str = "codebeaker"
     """Runtime images are ``<image_prefix>/<language>:latest``."""
@@ -78,6 +81,14 @@ class Settings(BaseSettings):
     run_queue_size: int = Field(32, ge=0)
     """Runs waiting for a slot beyond this are refused with ``limit_exceeded``."""
 
+    # Asynchronous executions (REST)
+    data_dir: Path = Path.home() / ".local" / "share" / "codebeaker"
+    """Where the execution records live: ``<data_dir>/<instance>.sqlite3``."""
+    execution_ttl_hours: float = Field(24, gt=0)
+    """How long a finished execution's record is kept."""
+    max_queued_executions: int = Field(1000, ge=1)
+    """Asynchronous executions queued or running at once; more are ``limit_exceeded``."""
+
     # Housekeeping
     cleanup_interval_seconds: float = Field(5, gt=0)
     log_level: str = "INFO"
@@ -98,6 +109,10 @@ class Settings(BaseSettings):
         if any(size < 0 for size in self.pool_sizes.values()):
             raise ValueError("pool_sizes must not be negative")
         return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / f"{self.instance}.sqlite3"
 
     def image_for(self, language: str) -> str:
         return f"{self.image_prefix}/{language}:latest"

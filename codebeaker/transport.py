@@ -1,55 +1,40 @@
-"""The WebSocket endpoint and the health check; knows JSON-RPC frames, not Docker."""
+"""The JSON-RPC WebSocket endpoint: reads frames, answers each in its own task."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
-from typing import Any
 
 from loguru import logger
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from codebeaker import __version__
+from codebeaker.api import RpcErrorResponse, RpcNotification, WireModel
+from codebeaker.errors import rpc_error
 from codebeaker.exceptions import UnauthorizedError
-from codebeaker.rpc import Services, dumps, handle_frame
-from codebeaker.rpc.errors import error_for
-from codebeaker.sandbox.docker import DockerBackend
+from codebeaker.rpc import dumps, handle_frame
+from codebeaker.service import SandboxService
 
-__all__ = ["health", "jsonrpc_socket"]
+__all__ = ["jsonrpc_socket", "refusal_frame"]
 
 MAX_IN_FLIGHT = 64  # per connection; past it we stop reading, and TCP pushes back
-POLICY_VIOLATION = 1008
 
 
-def _authorized(connection: HTTPConnection, api_key: str | None) -> bool:
-    if api_key is None:
-        return True
-    header = connection.headers.get("authorization", "")
-    offered = header[7:] if header.lower().startswith("bearer ") else ""
-    offered = offered or connection.query_params.get("apiKey", "")
-    return secrets.compare_digest(offered.encode(), api_key.encode())
+def refusal_frame(exc: UnauthorizedError) -> str:
+    """What a client without the right key reads before the socket closes."""
+    return dumps(RpcErrorResponse(error=rpc_error(exc)).to_wire())
 
 
 async def jsonrpc_socket(websocket: WebSocket) -> None:
-    services: Services = websocket.app.state.services
     await websocket.accept()
-    if not _authorized(websocket, services.settings.api_key):
-        error = error_for(UnauthorizedError("missing or wrong API key"))
-        await websocket.send_text(dumps(error.to_wire()))
-        await websocket.close(POLICY_VIOLATION)
-        return
-    await Connection(websocket, services).serve()
+    await Connection(websocket, websocket.app.state.service).serve()
 
 
 class Connection:
     """Reads frames and answers each in its own task, so a slow call blocks nothing else."""
 
-    def __init__(self, websocket: WebSocket, services: Services) -> None:
+    def __init__(self, websocket: WebSocket, service: SandboxService) -> None:
         self._websocket = websocket
-        self._services = services
+        self._service = service
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -74,7 +59,7 @@ class Connection:
 
     async def _answer(self, text: str) -> None:
         try:
-            reply = await handle_frame(text, self._services, self.notify)
+            reply = await handle_frame(text, self._service, self.notify)
             if reply is not None:
                 await self.send(reply)
         except Exception:  # handle_frame maps errors itself; this is the last line of defence
@@ -82,8 +67,8 @@ class Connection:
         finally:
             self._slots.release()
 
-    async def notify(self, method: str, params: dict[str, Any]) -> None:
-        await self.send(dumps({"jsonrpc": "2.0", "method": method, "params": params}))
+    async def notify(self, method: str, params: WireModel) -> None:
+        await self.send(dumps(RpcNotification(method=method, params=params).to_wire()))
 
     async def send(self, text: str) -> None:
         if self._websocket.client_state is not WebSocketState.CONNECTED:
@@ -91,17 +76,3 @@ class Connection:
         async with self._send_lock:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
                 await self._websocket.send_text(text)  # fails only if the client went away
-
-
-async def health(request: Request) -> JSONResponse:
-    services: Services = request.app.state.services
-    backend: DockerBackend = request.app.state.backend
-    docker_ok = await backend.ping()
-    body = {
-        "status": "ok" if docker_ok else "degraded",
-        "docker": "ok" if docker_ok else "unreachable",
-        "sessions": len(services.sessions),
-        "pool": services.sessions.pool_readiness(),
-        "version": __version__,
-    }
-    return JSONResponse(body, status_code=200 if docker_ok else 503)

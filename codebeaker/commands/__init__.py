@@ -1,7 +1,7 @@
 """Typed commands run inside a session's container."""
 
-from codebeaker.commands.executor import CommandOutcome, run_command
-from codebeaker.commands.models import Command
+from codebeaker.api.commands import Command
+from codebeaker.commands.executor import run_command
 from codebeaker.commands.shell import CommandIO
 
-__all__ = ["Command", "CommandIO", "CommandOutcome", "run_command"]
+__all__ = ["Command", "CommandIO", "run_command"]

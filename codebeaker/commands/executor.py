@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from codebeaker.commands import files
-from codebeaker.commands.models import (
+from codebeaker.api.commands import (
     Command,
+    CommandOutcome,
+    CommandResult,
     CopyFile,
     CreateDirectory,
     DeleteFile,
@@ -18,14 +18,15 @@ from codebeaker.commands.models import (
     ReadFile,
     WriteFile,
 )
+from codebeaker.commands import files
 from codebeaker.commands.shell import CommandIO, execute_shell
 from codebeaker.exceptions import CommandFailedError
 from codebeaker.sandbox.driver import Driver
 from codebeaker.settings import Settings
 
-__all__ = ["CommandOutcome", "run_command"]
+__all__ = ["run_command"]
 
-FileHandler = Callable[[Driver, Any, Settings], Awaitable[dict[str, Any]]]
+FileHandler = Callable[[Driver, Any, Settings], Awaitable[CommandResult]]
 
 FILE_HANDLERS: dict[type[Any], FileHandler] = {
     WriteFile: files.write_file,
@@ -37,28 +38,12 @@ FILE_HANDLERS: dict[type[Any], FileHandler] = {
 }
 
 
-@dataclass(frozen=True)
-class CommandOutcome:
-    success: bool
-    result: dict[str, Any] | None
-    error: str | None
-    duration_ms: int
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "success": self.success,
-            "result": self.result,
-            "error": self.error,
-            "durationMs": self.duration_ms,
-        }
-
-
 async def run_command(
     driver: Driver, command: Command, settings: Settings, io: CommandIO | None = None
 ) -> CommandOutcome:
     """A command that ran and failed is an outcome, not an exception; Docker trouble raises."""
     started = time.perf_counter()
-    result: dict[str, Any] | None
+    result: CommandResult | None
     try:
         if isinstance(command, ExecuteShell):
             result, error = await execute_shell(driver, command, settings, io or CommandIO())
@@ -67,4 +52,6 @@ async def run_command(
     except CommandFailedError as exc:
         result, error = None, exc.message
     duration_ms = round((time.perf_counter() - started) * 1000)
-    return CommandOutcome(error is None, result, error, duration_ms)
+    return CommandOutcome(
+        success=error is None, result=result, error=error, duration_ms=duration_ms
+    )

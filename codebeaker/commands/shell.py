@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from codebeaker.commands.models import ExecuteShell
+from codebeaker.api.commands import ExecuteShell, ShellResult
 from codebeaker.commands.paths import resolve
 from codebeaker.sandbox.driver import (
     Driver,
@@ -17,7 +16,7 @@ from codebeaker.sandbox.driver import (
 )
 from codebeaker.settings import Settings
 
-__all__ = ["CommandIO", "execute_shell", "process_fields"]
+__all__ = ["CommandIO", "execute_shell", "shell_result"]
 
 
 @dataclass(frozen=True)
@@ -30,20 +29,20 @@ class CommandIO:
     stdin: StdinPipe | None = None
 
 
-def process_fields(result: ProcessResult) -> dict[str, Any]:
-    """The wire form of a finished process; invalid UTF-8 becomes U+FFFD."""
-    return {
-        "stdout": result.stdout.decode("utf-8", errors="replace"),
-        "stderr": result.stderr.decode("utf-8", errors="replace"),
-        "exitCode": result.exit_code,
-        "timedOut": result.timed_out,
-        "truncated": result.truncated,
-    }
+def shell_result(result: ProcessResult) -> ShellResult:
+    """A finished process as clients see it; invalid UTF-8 becomes U+FFFD."""
+    return ShellResult(
+        stdout=result.stdout.decode("utf-8", errors="replace"),
+        stderr=result.stderr.decode("utf-8", errors="replace"),
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        truncated=result.truncated,
+    )
 
 
 async def execute_shell(
     driver: Driver, command: ExecuteShell, settings: Settings, io: CommandIO
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[ShellResult, str | None]:
     """Returns the result fields and the one-line error (None on success)."""
     text = command.stdin
     request = ProcessRequest(
@@ -58,4 +57,4 @@ async def execute_shell(
     error = result.error
     if error is None and result.exit_code != 0:
         error = f"nonzero_exit: {command.command_name} exited with code {result.exit_code}"
-    return process_fields(result), error
+    return shell_result(result), error

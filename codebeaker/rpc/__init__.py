@@ -1,6 +1,6 @@
-"""The JSON-RPC layer: params, methods, error mapping and frame dispatch."""
+"""The JSON-RPC door: frame dispatch, methods and notifications over the service."""
 
 from codebeaker.rpc.dispatch import dumps, handle_frame
-from codebeaker.rpc.methods import METHODS, Services
+from codebeaker.rpc.methods import METHODS
 
-__all__ = ["METHODS", "Services", "dumps", "handle_frame"]
+__all__ = ["METHODS", "dumps", "handle_frame"]

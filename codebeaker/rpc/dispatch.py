@@ -10,10 +10,12 @@ import fastjsonschema
 from jsonrpcserver import async_dispatch_to_serializable
 from jsonrpcserver.main import schema as request_schema
 
-from codebeaker.exceptions import LimitExceededError
-from codebeaker.rpc.errors import error_for
-from codebeaker.rpc.methods import METHODS, Call, Services
+from codebeaker.api import RpcErrorResponse
+from codebeaker.errors import rpc_error
+from codebeaker.exceptions import PayloadTooLargeError
+from codebeaker.rpc.methods import METHODS, Call
 from codebeaker.rpc.streaming import Notify, nowhere
+from codebeaker.service import SandboxService
 
 __all__ = ["dumps", "handle_frame"]
 
@@ -27,35 +29,35 @@ def dumps(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"))  # ASCII: lone surrogates stay escapes
 
 
-async def handle_frame(text: str, services: Services, notify: Notify = nowhere) -> str | None:
+async def handle_frame(text: str, service: SandboxService, notify: Notify = nowhere) -> str | None:
     """The reply to one frame; None for notifications and all-notification batches.
 
     Batch items are dispatched one by one (concurrently) so that one malformed item gets
     its own "invalid request" error instead of failing the whole batch.
     """
-    limit = services.settings.max_message_bytes
+    limit = service.settings.max_message_bytes
     if len(text) > limit or len(text.encode("utf-8", errors="surrogatepass")) > limit:
-        error = error_for(LimitExceededError("message_size", f"message over {limit} bytes"))
-        return dumps(error.to_wire())
+        error = rpc_error(PayloadTooLargeError("message_size", limit))
+        return dumps(RpcErrorResponse(error=error).to_wire())
     try:
         parsed = json.loads(text)
     except ValueError:
         # let jsonrpcserver word the parse error
         reply = await async_dispatch_to_serializable(
-            text, METHODS, context=Call(services), validator=validate_request
+            text, METHODS, context=Call(service), validator=validate_request
         )
         return None if reply is None else dumps(reply)
     if isinstance(parsed, list) and parsed:
-        replies = await asyncio.gather(*(_dispatch_one(item, services, notify) for item in parsed))
+        replies = await asyncio.gather(*(_dispatch_one(item, service, notify) for item in parsed))
         answered = [reply for reply in replies if reply is not None]
         return dumps(answered) if answered else None
-    reply = await _dispatch_one(parsed, services, notify)
+    reply = await _dispatch_one(parsed, service, notify)
     return None if reply is None else dumps(reply)
 
 
-async def _dispatch_one(request: Any, services: Services, notify: Notify) -> Any:
+async def _dispatch_one(request: Any, service: SandboxService, notify: Notify) -> Any:
     request_id = request.get("id") if isinstance(request, dict) else None
-    call = Call(services, request_id, notify)
+    call = Call(service, request_id, notify)
     return await async_dispatch_to_serializable(
         "", METHODS, context=call, deserializer=lambda _: request, validator=validate_request
     )

@@ -1,4 +1,4 @@
-"""The JSON-RPC methods: validate params, call the session layer, shape the result."""
+"""The JSON-RPC methods: each validates its params model and calls the service."""
 
 from __future__ import annotations
 
@@ -9,55 +9,48 @@ from typing import Any, TypeVar
 from jsonrpcserver import Error, Result, Success
 from pydantic import BaseModel
 
-from codebeaker.commands.models import ExecuteShell
-from codebeaker.exceptions import InvalidParamsError
-from codebeaker.rpc.errors import error_for
-from codebeaker.rpc.models import (
-    CreateSessionParams,
-    ExecuteParams,
-    InputParams,
+from codebeaker.api import (
+    CloseResult,
+    CommandOutcome,
+    CreateSessionRequest,
+    ExecuteRequest,
+    InputRequest,
+    InputResult,
     NoParams,
-    RunParams,
-    SessionIdParams,
+    RunRequest,
+    RunResult,
+    SessionInfo,
+    SessionList,
+    SessionRef,
+    WireModel,
+    context_for,
 )
+from codebeaker.errors import rpc_error
+from codebeaker.exceptions import InvalidParamsError
 from codebeaker.rpc.streaming import Notify, OutputForwarder, nowhere
-from codebeaker.runtimes import RuntimeRegistry
-from codebeaker.sessions import OneShotRunner, RunRequest, SessionConfig, SessionManager
-from codebeaker.settings import Settings
+from codebeaker.service import SandboxService
 
-__all__ = ["METHODS", "Call", "Services"]
+__all__ = ["METHODS", "Call"]
 
 P = TypeVar("P", bound=BaseModel)
-Handler = Callable[["Call", Any], Awaitable[dict[str, Any]]]
-Typed = Callable[["Call", P], Awaitable[dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class Services:
-    """What every method may use."""
-
-    settings: Settings
-    runtimes: RuntimeRegistry
-    sessions: SessionManager
-    runner: OneShotRunner
+Handler = Callable[["Call", Any], Awaitable[Result]]
+Typed = Callable[["Call", P], Awaitable[WireModel]]
 
 
 @dataclass(frozen=True)
 class Call:
-    """One request, handed to jsonrpcserver as its context: the services, the request's
+    """One request, handed to jsonrpcserver as its context: the service, the request's
     id, and how to send notifications back on the connection it came from."""
 
-    services: Services
+    service: SandboxService
     request_id: Any = None
     notify: Notify = nowhere
 
 
-def _method(
-    params_model: type[P],
-) -> Callable[[Typed[P]], Any]:
+def _method(params_model: type[P]) -> Callable[[Typed[P]], Handler]:
     """Wrap a handler so that it sees validated params and never leaks an exception."""
 
-    def decorate(handler: Typed[P]) -> Any:
+    def decorate(handler: Typed[P]) -> Handler:
         async def method(call: Call, *args: Any, **params: Any) -> Result:
             try:
                 if args:
@@ -65,79 +58,52 @@ def _method(
                         ["params"], "params must be an object (by name), not an array", "type_error"
                     )
                 parsed = params_model.model_validate(
-                    params, context={"settings": call.services.settings}
+                    params, context=context_for(call.service.settings)
                 )
-                return Success(await handler(call, parsed))
+                return Success((await handler(call, parsed)).to_wire())
             except Exception as exc:  # every failure becomes a JSON-RPC error, never a traceback
-                error = error_for(exc)
-                return Error(error.code, error.message, error.data)
+                error = rpc_error(exc)
+                return Error(error.code, error.message, error.data.to_wire())
 
         return method
 
     return decorate
 
 
-@_method(CreateSessionParams)
-async def session_create(call: Call, params: CreateSessionParams) -> dict[str, Any]:
-    services, settings = call.services, call.services.settings
-    runtime = services.runtimes.get(params.language)
-    config = SessionConfig(
-        idle_timeout_minutes=params.idle_timeout_minutes or settings.default_idle_timeout_minutes,
-        max_lifetime_minutes=params.max_lifetime_minutes or settings.default_max_lifetime_minutes,
-        memory_mb=params.memory_limit_mb or settings.default_memory_mb,
-        cpu_limit=params.cpu_limit or settings.default_cpu_limit,
-        env=params.env,
-    )
-    session = await services.sessions.create(runtime, config)
-    return session.describe()
+@_method(CreateSessionRequest)
+async def session_create(call: Call, params: CreateSessionRequest) -> SessionInfo:
+    return await call.service.create_session(params)
 
 
-@_method(ExecuteParams)
-async def session_execute(call: Call, params: ExecuteParams) -> dict[str, Any]:
-    sessions = call.services.sessions
-    if not (params.stream and isinstance(params.command, ExecuteShell)):
-        outcome = await sessions.execute(params.session_id, params.command)
-        return outcome.to_wire()
+@_method(ExecuteRequest)
+async def session_execute(call: Call, params: ExecuteRequest) -> CommandOutcome:
+    if not params.streams:
+        return await call.service.execute(params)
     forwarder = OutputForwarder(call.notify, params.session_id, call.request_id)
     try:
-        outcome = await sessions.execute(
-            params.session_id, params.command, on_output=forwarder.feed, interactive=True
-        )
+        return await call.service.execute(params, on_output=forwarder.feed)
     finally:
         await forwarder.close()  # every notification goes out before the response
-    return outcome.to_wire()
 
 
-@_method(InputParams)
-async def session_input(call: Call, params: InputParams) -> dict[str, Any]:
-    data = params.data.encode("utf-8", errors="surrogatepass")
-    call.services.sessions.send_input(params.session_id, data, params.eof)
-    return {"sessionId": params.session_id, "bytes": len(data), "eof": params.eof}
+@_method(InputRequest)
+async def session_input(call: Call, params: InputRequest) -> InputResult:
+    return call.service.send_input(params)
 
 
 @_method(NoParams)
-async def session_list(call: Call, params: NoParams) -> dict[str, Any]:
-    sessions = [session.summary() for session in call.services.sessions.list()]
-    return {"count": len(sessions), "sessions": sessions}
+async def session_list(call: Call, params: NoParams) -> SessionList:
+    return call.service.list_sessions()
 
 
-@_method(SessionIdParams)
-async def session_close(call: Call, params: SessionIdParams) -> dict[str, Any]:
-    await call.services.sessions.close(params.session_id)
-    return {"sessionId": params.session_id, "closed": True}
+@_method(SessionRef)
+async def session_close(call: Call, params: SessionRef) -> CloseResult:
+    return await call.service.close_session(params.session_id)
 
 
-@_method(RunParams)
-async def execution_run(call: Call, params: RunParams) -> dict[str, Any]:
-    services, settings = call.services, call.services.settings
-    request = RunRequest(
-        runtime=services.runtimes.get(params.language),
-        code=params.code,
-        stdin=params.stdin,
-        timeout_seconds=params.timeout_seconds or settings.default_command_timeout_seconds,
-        memory_mb=params.memory_limit_mb or settings.default_memory_mb,
-    )
-    return await services.runner.run(request)
+@_method(RunRequest)
+async def execution_run(call: Call, params: RunRequest) -> RunResult:
+    return await call.service.run(params)
 
 
 METHODS: dict[str, Handler] = {

@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import codecs
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
+
+from codebeaker.api import OutputChunk, WireModel
 
 __all__ = ["FLUSH_SECONDS", "Notify", "OutputForwarder", "nowhere"]
 
 FLUSH_SECONDS = 0.05
-Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
+Stream = Literal["stdout", "stderr"]
+STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
+Notify = Callable[[str, WireModel], Awaitable[None]]
 """Sends one JSON-RPC notification (method, params) on the caller's connection."""
 
 
-async def nowhere(method: str, params: dict[str, Any]) -> None:
+async def nowhere(method: str, params: WireModel) -> None:
     """Where notifications go when the caller has no connection to send them on."""
 
 
@@ -29,18 +33,18 @@ class OutputForwarder:
         self._session_id = session_id
         self._request_id = request_id
         self._decoders = {
-            stream: codecs.getincrementaldecoder("utf-8")(errors="replace")
-            for stream in ("stdout", "stderr")
+            stream: codecs.getincrementaldecoder("utf-8")(errors="replace") for stream in STREAMS
         }
-        self._pending: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._pending: dict[Stream, list[str]] = {stream: [] for stream in STREAMS}
         self._sender: asyncio.Task[None] | None = None
         self._last = -FLUSH_SECONDS
 
     def feed(self, stream: str, data: bytes) -> None:
         """The driver's output sink: never blocks, never raises."""
-        text = self._decoders[stream].decode(data)
+        name: Stream = "stdout" if stream == "stdout" else "stderr"
+        text = self._decoders[name].decode(data)
         if text:
-            self._pending[stream].append(text)
+            self._pending[name].append(text)
             self._wake()
 
     def _wake(self) -> None:
@@ -58,15 +62,13 @@ class OutputForwarder:
                 if parts:
                     data = "".join(parts)
                     parts.clear()
-                    await self._notify(
-                        "session.output",
-                        {
-                            "sessionId": self._session_id,
-                            "requestId": self._request_id,
-                            "stream": stream,
-                            "data": data,
-                        },
+                    chunk = OutputChunk(
+                        session_id=self._session_id,
+                        request_id=self._request_id,
+                        stream=stream,
+                        data=data,
                     )
+                    await self._notify("session.output", chunk)
 
     async def close(self) -> None:
         """Send everything still held; the final response goes out after this."""

@@ -1,17 +1,17 @@
 """Sessions: long-lived containers, their lifecycle, and one-shot runs."""
 
 from codebeaker.sessions.manager import SessionManager
-from codebeaker.sessions.oneshot import OneShotRunner, RunRequest
+from codebeaker.sessions.oneshot import NotStartedError, OneShotRunner, RunSpec
 from codebeaker.sessions.reaper import Reaper
 from codebeaker.sessions.sandboxes import SandboxFactory
-from codebeaker.sessions.session import Session, SessionConfig
+from codebeaker.sessions.session import Session
 
 __all__ = [
+    "NotStartedError",
     "OneShotRunner",
     "Reaper",
-    "RunRequest",
+    "RunSpec",
     "SandboxFactory",
     "Session",
-    "SessionConfig",
     "SessionManager",
 ]

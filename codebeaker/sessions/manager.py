@@ -9,7 +9,8 @@ from collections import OrderedDict
 
 from loguru import logger
 
-from codebeaker.commands import Command, CommandIO, CommandOutcome, run_command
+from codebeaker.api import Command, CommandOutcome, SessionConfig
+from codebeaker.commands import CommandIO, run_command
 from codebeaker.exceptions import (
     ContainerGoneError,
     InputClosedError,
@@ -20,7 +21,7 @@ from codebeaker.exceptions import (
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import OutputSink, StdinPipe
 from codebeaker.sessions.sandboxes import SandboxFactory
-from codebeaker.sessions.session import Lifecycle, Session, SessionConfig
+from codebeaker.sessions.session import Lifecycle, Session
 from codebeaker.settings import Settings
 
 __all__ = ["SessionManager"]
@@ -39,9 +40,6 @@ class SessionManager:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def pool_readiness(self) -> dict[str, dict[str, int]]:
-        return self._sandboxes.pool.readiness()
-
     async def create(self, runtime: Runtime, config: SessionConfig) -> Session:
         if len(self._sessions) + self._starting >= self._settings.max_sessions:
             raise LimitExceededError(
@@ -55,7 +53,7 @@ class SessionManager:
                 runtime,
                 kind="session",
                 owner=session_id,
-                memory_mb=config.memory_mb,
+                memory_mb=config.memory_limit_mb,
                 cpu_limit=config.cpu_limit,
             )
         finally:

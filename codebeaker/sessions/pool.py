@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from loguru import logger
 
+from codebeaker.api import PoolReadiness
 from codebeaker.exceptions import SandboxError
 from codebeaker.sandbox.driver import Driver
 
@@ -35,10 +36,10 @@ class WarmPool:
         self._chores: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    def readiness(self) -> dict[str, dict[str, int]]:
+    def readiness(self) -> dict[str, PoolReadiness]:
         """Per pooled language: containers waiting, and how many there should be."""
         return {
-            language: {"ready": len(self._ready[language]), "size": size}
+            language: PoolReadiness(ready=len(self._ready[language]), size=size)
             for language, size in self._sizes.items()
         }
 

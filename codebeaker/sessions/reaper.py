@@ -1,20 +1,23 @@
-"""The APScheduler job that enforces idle timeouts and maximum lifetimes."""
+"""The APScheduler job that enforces idle timeouts and maximum lifetimes, and prunes
+old execution records."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
 
-from codebeaker.sessions.manager import SessionManager
-
 __all__ = ["Reaper"]
+
+Chore = Callable[[], Awaitable[object]]
 
 
 class Reaper:
-    """Runs ``SessionManager.reap`` every ``interval`` seconds; started and stopped explicitly."""
+    """Runs each chore every ``interval`` seconds; started and stopped explicitly."""
 
-    def __init__(self, manager: SessionManager, interval: float) -> None:
-        self._manager = manager
+    def __init__(self, interval: float, *chores: Chore) -> None:
+        self._chores = chores
         self._scheduler = AsyncIOScheduler()
         self._scheduler.add_job(
             self._tick,
@@ -27,10 +30,11 @@ class Reaper:
         )
 
     async def _tick(self) -> None:
-        try:
-            await self._manager.reap()
-        except Exception:  # one failed tick must not stop the next ones
-            logger.exception("session reaper tick failed")
+        for chore in self._chores:
+            try:
+                await chore()
+            except Exception:  # one failed chore must not stop the others, or the next tick
+                logger.exception("housekeeping chore {} failed", getattr(chore, "__name__", chore))
 
     def start(self) -> None:
         self._scheduler.start()

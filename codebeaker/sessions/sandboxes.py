@@ -148,6 +148,15 @@ class SandboxFactory:
         await driver.aclose()
         await self.backend.remove_container(driver.container_id)
 
+    def discard(self, driver: Driver) -> None:
+        """Remove in the background (a run's reply need not wait ~100 ms for it)."""
+        self._soon(self.remove(driver), f"removal of {driver.container_id[:12]}")
+
+    async def drain(self) -> None:
+        """Wait for every background start and removal (at shutdown)."""
+        while self._chores:
+            await asyncio.gather(*list(self._chores), return_exceptions=True)
+
     async def remove_leftovers(self) -> int:
         """Containers of an earlier run of this instance: nobody can reach them any more."""
         return await self.backend.remove_labelled(self.owned_labels())

@@ -5,22 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
 
+from codebeaker.api import SessionConfig, SessionInfo, SessionSummary
+from codebeaker.api.results import SessionState
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, StdinPipe
 
-__all__ = ["Lifecycle", "Session", "SessionConfig", "iso"]
+__all__ = ["Lifecycle", "Session"]
 
 ACTIVE_WINDOW_SECONDS = 60.0  # the spec: "Active" if it did something in the last minute
-
-
-def iso(moment: datetime) -> str:
-    """UTC, second precision, ``Z`` suffix: what the spec's examples show."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Lifecycle(Enum):
@@ -34,24 +29,6 @@ _ALLOWED = {
     Lifecycle.CLOSING: {Lifecycle.CLOSED},
     Lifecycle.CLOSED: set(),
 }
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    idle_timeout_minutes: float
-    max_lifetime_minutes: float
-    memory_mb: int
-    cpu_limit: float
-    env: dict[str, str] = field(default_factory=dict)
-    """Given to every command of the session (a command's own ``env`` wins)."""
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "idleTimeoutMinutes": self.idle_timeout_minutes,
-            "maxLifetimeMinutes": self.max_lifetime_minutes,
-            "memoryLimitMB": self.memory_mb,
-            "cpuLimit": self.cpu_limit,
-        }
 
 
 class Session:
@@ -107,31 +84,31 @@ class Session:
             return "idle timeout"
         return None
 
-    def state(self, now: float | None = None) -> str:
+    def state(self, now: float | None = None) -> SessionState:
         return "Idle" if self.idle_seconds(now) >= ACTIVE_WINDOW_SECONDS else "Active"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SessionInfo:
         """The ``session.create`` result."""
-        return {
-            "sessionId": self.id,
-            "containerId": self.container_id,
-            "language": self.runtime.name,
-            "createdAt": iso(self.created_at),
-            "state": self.state(),
-            "config": self.config.to_wire(),
-        }
+        return SessionInfo(
+            session_id=self.id,
+            container_id=self.container_id,
+            language=self.runtime.name,
+            created_at=self.created_at,
+            state=self.state(),
+            config=self.config,
+        )
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> SessionSummary:
         """One row of ``session.list``."""
         now = time.monotonic()
-        return {
-            "sessionId": self.id,
-            "containerId": self.container_id,
-            "language": self.runtime.name,
-            "createdAt": iso(self.created_at),
-            "lastActivity": iso(self.last_activity),
-            "state": self.state(now),
-            "executionCount": self.execution_count,
-            "idleMinutes": round(self.idle_seconds(now) / 60, 3),
-            "lifetimeMinutes": round(self.age_seconds(now) / 60, 3),
-        }
+        return SessionSummary(
+            session_id=self.id,
+            container_id=self.container_id,
+            language=self.runtime.name,
+            created_at=self.created_at,
+            last_activity=self.last_activity,
+            state=self.state(now),
+            execution_count=self.execution_count,
+            idle_minutes=round(self.idle_seconds(now) / 60, 3),
+            lifetime_minutes=round(self.age_seconds(now) / 60, 3),
+        )

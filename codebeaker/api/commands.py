@@ -1,75 +1,42 @@
-"""The commands of ``session.execute``: one pydantic model each, told apart by ``type``.
+"""The commands of ``session.execute`` and their results: one pydantic model each.
 
-Wire names are camelCase; snake_case and the spec's legacy aliases are accepted too.
-Limits that depend on the server's settings read them from the validation context
-(``{"settings": Settings}``), so every bad field comes back in one pydantic error list.
+Commands are told apart by ``type``. Wire names are camelCase; snake_case and the spec's
+legacy aliases are accepted too.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
-from codebeaker.settings import Settings
+from codebeaker.api.wire import WireModel, at_most, no_nul, validate_env
 
 __all__ = [
     "Command",
+    "CommandOutcome",
+    "CommandResult",
     "CopyFile",
+    "CopyFileResult",
     "CreateDirectory",
+    "CreateDirectoryResult",
     "DeleteFile",
+    "DeleteFileResult",
+    "DirectoryEntry",
     "ExecuteShell",
     "ListDirectory",
+    "ListDirectoryResult",
     "ReadFile",
-    "WireModel",
+    "ReadFileResult",
+    "ShellResult",
     "WriteFile",
-    "at_most",
-    "validate_env",
+    "WriteFileResult",
 ]
 
 Encoding = Literal["utf8", "base64"]
 NonEmptyPath = Annotated[str, Field(min_length=1, max_length=4096)]
-
-
-Number = TypeVar("Number", int, float)
-
-
-def at_most(value: Number | None, info: ValidationInfo, maximum: str) -> Number | None:
-    """A value above the server setting ``maximum`` is a validation error, never clamped."""
-    settings = (info.context or {}).get("settings")
-    if value is not None and isinstance(settings, Settings):
-        limit = getattr(settings, maximum)
-        if value > limit:
-            raise ValueError(f"must be at most {limit:g} (server maximum)")
-    return value
-
-
-def _no_nul(value: str) -> str:
-    if "\0" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-class WireModel(BaseModel):
-    """camelCase on the wire, snake_case accepted, unknown fields refused."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        extra="forbid",
-        frozen=True,
-    )
 
 
 class WriteFile(WireModel):
@@ -83,7 +50,7 @@ class WriteFile(WireModel):
     mode: Literal["Create", "Append", "CreateNew"] = "Create"
     """``Overwrite`` is accepted as ``Create``."""
 
-    _path = field_validator("path")(_no_nul)
+    _path = field_validator("path")(no_nul)
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -115,7 +82,7 @@ class ReadFile(WireModel):
     max_bytes: int | None = Field(None, gt=0)
     """At most the server's ``read_file_limit_bytes``; unset means that limit."""
 
-    _path = field_validator("path")(_no_nul)
+    _path = field_validator("path")(no_nul)
 
     @field_validator("max_bytes")
     @classmethod
@@ -139,13 +106,13 @@ class ExecuteShell(WireModel):
     timeout_seconds: float | None = Field(None, gt=0)
     """At most the server's ``max_command_timeout_seconds``; unset means its default."""
 
-    _nul_free = field_validator("command_name", "working_directory")(_no_nul)
+    _nul_free = field_validator("command_name", "working_directory")(no_nul)
 
     @field_validator("args")
     @classmethod
     def _args_nul_free(cls, value: list[str]) -> list[str]:
         for arg in value:
-            _no_nul(arg)
+            no_nul(arg)
         return value
 
     @field_validator("env")
@@ -165,7 +132,7 @@ class CreateDirectory(WireModel):
     type: Literal["create_directory", "create_dir"]
     path: NonEmptyPath
 
-    _path = field_validator("path")(_no_nul)
+    _path = field_validator("path")(no_nul)
 
 
 class CopyFile(WireModel):
@@ -180,7 +147,7 @@ class CopyFile(WireModel):
     )
     overwrite: bool = True
 
-    _paths = field_validator("source", "destination")(_no_nul)
+    _paths = field_validator("source", "destination")(no_nul)
 
 
 class DeleteFile(WireModel):
@@ -191,7 +158,7 @@ class DeleteFile(WireModel):
     recursive: bool = False
     """Required to delete a non-empty directory."""
 
-    _path = field_validator("path")(_no_nul)
+    _path = field_validator("path")(no_nul)
 
 
 class ListDirectory(WireModel):
@@ -200,7 +167,7 @@ class ListDirectory(WireModel):
     recursive: bool = False
     include_hidden: bool = False
 
-    _path = field_validator("path")(_no_nul)
+    _path = field_validator("path")(no_nul)
 
 
 Command = Annotated[
@@ -209,10 +176,81 @@ Command = Annotated[
 ]
 
 
-def validate_env(env: dict[str, str]) -> dict[str, str]:
-    """Names a process environment can hold: no ``=``, no NUL, not empty."""
-    for key, value in env.items():
-        if not key or "=" in key or "\0" in key:
-            raise ValueError(f"invalid environment variable name {key!r}")
-        _no_nul(value)
-    return env
+# ----------------------------------------------------------------------------- results
+
+
+class WriteFileResult(WireModel):
+    path: str
+    """The absolute path written, inside the container."""
+    bytes: int
+
+
+class ReadFileResult(WireModel):
+    path: str
+    content: str
+    """Text with invalid UTF-8 replaced (``utf8``), or base64 of the bytes (``base64``)."""
+    bytes: int
+    """Bytes returned (after the ``maxBytes`` cut)."""
+    size: int
+    """Size of the whole file."""
+    encoding: Encoding
+    truncated: bool
+
+
+class ShellResult(WireModel):
+    stdout: str
+    stderr: str
+    exit_code: int
+    timed_out: bool
+    truncated: bool
+
+
+class CreateDirectoryResult(WireModel):
+    path: str
+
+
+class CopyFileResult(WireModel):
+    source: str
+    destination: str
+    bytes: int
+
+
+class DeleteFileResult(WireModel):
+    path: str
+    deleted: Literal[True]
+
+
+class DirectoryEntry(WireModel):
+    name: str
+    path: str
+    type: Literal["file", "directory", "symlink"]
+    size: int
+    modified_at: str
+
+
+class ListDirectoryResult(WireModel):
+    path: str
+    entries: list[DirectoryEntry]
+    truncated: bool
+    """More entries than the guest lists at once; the list was cut."""
+
+
+CommandResult = (
+    ShellResult
+    | ReadFileResult
+    | ListDirectoryResult
+    | CopyFileResult
+    | DeleteFileResult
+    | WriteFileResult
+    | CreateDirectoryResult
+)
+
+
+class CommandOutcome(WireModel):
+    """The ``session.execute`` result: a command that ran and failed is an outcome too."""
+
+    success: bool
+    result: CommandResult | None
+    error: str | None
+    """``"<kind>: <detail>"`` when the command failed."""
+    duration_ms: int

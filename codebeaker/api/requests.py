@@ -1,68 +1,85 @@
-"""Params of each JSON-RPC method: camelCase on the wire, snake_case accepted.
+"""What clients send: the params of each JSON-RPC method, which are also the REST bodies.
 
-Server maxima come from the validation context, so a value above one is an
-invalid-params error naming the field, never silently clamped.
+camelCase on the wire, snake_case accepted. Server maxima are checked by the models (see
+``codebeaker.api.wire``): a value above one is an invalid-params error naming the field.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, TypeAdapter, ValidationInfo, field_validator
 
-from codebeaker.commands.models import Command, WireModel, at_most, validate_env
+from codebeaker.api.commands import Command, ExecuteShell
+from codebeaker.api.wire import WireModel, at_most, validate_env
 
 __all__ = [
-    "CreateSessionParams",
-    "ExecuteParams",
-    "InputParams",
+    "COMMAND",
+    "MEMORY_ALIAS",
+    "CreateSessionRequest",
+    "ExecuteRequest",
+    "InputRequest",
     "NoParams",
-    "RunParams",
-    "SessionIdParams",
+    "RunRequest",
+    "SessionRef",
 ]
 
 SessionId = Annotated[str, Field(min_length=1, max_length=256)]
 MEMORY_ALIAS = AliasChoices("memoryLimitMB", "memory_limit_mb", "memoryLimitMb")
+MAX_SOURCE_BYTES = 10 * 1024 * 1024
+
+COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
+"""A bare command object (the body of ``POST /api/v1/sessions/{id}/commands``)."""
 
 
 class NoParams(WireModel):
     pass
 
 
-class SessionIdParams(WireModel):
+class SessionRef(WireModel):
     session_id: SessionId
 
 
-class ExecuteParams(WireModel):
+class ExecuteRequest(WireModel):
     session_id: SessionId
     command: Command
     stream: bool = False
     """Send ``session.output`` notifications as output arrives, and keep stdin open for
     ``session.input`` (``execute_shell`` only)."""
 
+    @property
+    def streams(self) -> bool:
+        """Whether this call streams: only ``execute_shell`` has output to stream."""
+        return self.stream and isinstance(self.command, ExecuteShell)
 
-class InputParams(WireModel):
+
+class InputRequest(WireModel):
     session_id: SessionId
     data: str = ""
     eof: bool = False
 
 
-class _MemoryParams(WireModel):
-    memory_limit_mb: int | None = Field(None, ge=64, validation_alias=MEMORY_ALIAS)
+class _MemoryLimit(WireModel):
+    memory_limit_mb: int | None = Field(
+        None, ge=64, validation_alias=MEMORY_ALIAS, serialization_alias="memoryLimitMB"
+    )
+    """Megabytes; at most the server's ``max_memory_mb``, unset means its default."""
 
     @field_validator("memory_limit_mb")
     @classmethod
     def _memory(cls, value: int | None, info: ValidationInfo) -> int | None:
-        at_most(value, info, "max_memory_mb")
-        return value
+        return at_most(value, info, "max_memory_mb")
 
 
-class CreateSessionParams(_MemoryParams):
+class CreateSessionRequest(_MemoryLimit):
     language: str = Field(min_length=1, max_length=64)
+    """A name or alias from the runtime registry."""
     idle_timeout_minutes: float | None = Field(None, gt=0)
     max_lifetime_minutes: float | None = Field(None, gt=0)
     cpu_limit: float | None = Field(None, gt=0)
+    """Cores."""
     env: dict[str, str] = Field(default_factory=dict, max_length=256)
+    """Given to every command of the session (a command's own ``env`` wins)."""
 
     @field_validator("idle_timeout_minutes")
     @classmethod
@@ -85,11 +102,14 @@ class CreateSessionParams(_MemoryParams):
         return validate_env(value)
 
 
-class RunParams(_MemoryParams):
+class RunRequest(_MemoryLimit):
+    """``execution.run`` and ``POST /api/v1/execute``: one program in a throwaway sandbox."""
+
     language: str = Field(min_length=1, max_length=64)
-    code: str = Field(max_length=10 * 1024 * 1024)
+    code: str = Field(max_length=MAX_SOURCE_BYTES)
     stdin: str | None = None
     timeout_seconds: float | None = Field(None, gt=0)
+    """At most the server's ``max_command_timeout_seconds``; unset means its default."""
 
     @field_validator("timeout_seconds")
     @classmethod

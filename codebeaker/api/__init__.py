@@ -1,0 +1,75 @@
+"""The wire models every door shares: requests, results and error bodies.
+
+The JSON-RPC methods, the REST routes and (later) the SDK validate and answer with these
+and nothing else, so a field is named and checked in exactly one place.
+"""
+
+from codebeaker.api.commands import Command, CommandOutcome, CommandResult
+from codebeaker.api.errors import ErrorData, FieldError, Problem
+from codebeaker.api.executions import (
+    ExecutionAccepted,
+    ExecutionList,
+    ExecutionQuery,
+    ExecutionRecord,
+    ExecutionStatus,
+)
+from codebeaker.api.jsonrpc import OutputChunk, RpcError, RpcErrorResponse, RpcNotification
+from codebeaker.api.requests import (
+    COMMAND,
+    CreateSessionRequest,
+    ExecuteRequest,
+    InputRequest,
+    NoParams,
+    RunRequest,
+    SessionRef,
+)
+from codebeaker.api.results import (
+    CloseResult,
+    CompileResult,
+    Health,
+    InputResult,
+    PoolReadiness,
+    RunResult,
+    SessionConfig,
+    SessionInfo,
+    SessionList,
+    SessionSummary,
+)
+from codebeaker.api.wire import WireModel, context_for
+
+__all__ = [
+    "COMMAND",
+    "CloseResult",
+    "Command",
+    "CommandOutcome",
+    "CommandResult",
+    "CompileResult",
+    "CreateSessionRequest",
+    "ErrorData",
+    "ExecuteRequest",
+    "ExecutionAccepted",
+    "ExecutionList",
+    "ExecutionQuery",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "FieldError",
+    "Health",
+    "InputRequest",
+    "InputResult",
+    "NoParams",
+    "OutputChunk",
+    "PoolReadiness",
+    "Problem",
+    "RpcError",
+    "RpcErrorResponse",
+    "RpcNotification",
+    "RunRequest",
+    "RunResult",
+    "SessionConfig",
+    "SessionInfo",
+    "SessionList",
+    "SessionRef",
+    "SessionSummary",
+    "WireModel",
+    "context_for",
+]

@@ -1,0 +1,112 @@
+"""What the server answers: sessions, one-shot runs and health, one model per result."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from codebeaker.api.wire import Timestamp, WireModel
+
+__all__ = [
+    "CloseResult",
+    "CompileResult",
+    "Health",
+    "InputResult",
+    "PoolReadiness",
+    "RunResult",
+    "SessionConfig",
+    "SessionInfo",
+    "SessionList",
+    "SessionState",
+    "SessionSummary",
+]
+
+SessionState = Literal["Active", "Idle"]
+
+
+class SessionConfig(WireModel):
+    """The limits a session was created with (the defaults filled in)."""
+
+    idle_timeout_minutes: float
+    max_lifetime_minutes: float
+    memory_limit_mb: int = Field(alias="memoryLimitMB")
+    cpu_limit: float
+    env: dict[str, str] = Field(default_factory=dict, exclude=True)
+    """Given to every command of the session; kept server-side, never echoed."""
+
+
+class SessionInfo(WireModel):
+    """The ``session.create`` result."""
+
+    session_id: str
+    container_id: str
+    language: str
+    """The canonical name."""
+    created_at: Timestamp
+    state: SessionState
+    config: SessionConfig
+
+
+class SessionSummary(WireModel):
+    """One row of ``session.list``."""
+
+    session_id: str
+    container_id: str
+    language: str
+    created_at: Timestamp
+    last_activity: Timestamp
+    state: SessionState
+    execution_count: int
+    idle_minutes: float
+    lifetime_minutes: float
+
+
+class SessionList(WireModel):
+    count: int
+    sessions: list[SessionSummary]
+
+
+class CloseResult(WireModel):
+    session_id: str
+    closed: Literal[True] = True
+
+
+class InputResult(WireModel):
+    session_id: str
+    bytes: int
+    """Bytes of input accepted (UTF-8)."""
+    eof: bool
+
+
+class CompileResult(WireModel):
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration_ms: int
+
+
+class RunResult(WireModel):
+    """The ``execution.run`` result; ``compile`` only for compiled languages."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    """The program's, or the compiler's when compilation failed (the program did not run)."""
+    timed_out: bool
+    truncated: bool
+    duration_ms: int
+    compile: CompileResult | None = Field(None, exclude_if=lambda value: value is None)
+
+
+class PoolReadiness(WireModel):
+    ready: int
+    size: int
+
+
+class Health(WireModel):
+    status: Literal["ok", "degraded"]
+    docker: Literal["ok", "unreachable"]
+    sessions: int
+    pool: dict[str, PoolReadiness]
+    version: str

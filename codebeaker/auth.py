@@ -1,0 +1,71 @@
+"""API-key authentication, once for every door (HTTP and WebSocket alike).
+
+The key may come as ``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or ``?apiKey=KEY``
+(browsers cannot set headers on a WebSocket). It is compared in constant time. What a
+refused client is told is each door's own business: HTTP gets a problem document, a
+WebSocket the refusal its protocol speaks, then close code 1008.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+
+from starlette.datastructures import Headers, QueryParams
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from codebeaker.exceptions import UnauthorizedError
+
+__all__ = ["POLICY_VIOLATION", "ApiKeyMiddleware", "offered_key"]
+
+POLICY_VIOLATION = 1008
+REFUSED = UnauthorizedError("missing or wrong API key")
+
+HttpRefusal = Callable[[UnauthorizedError], ASGIApp]
+"""The response an HTTP client gets (an ASGI app, e.g. a Starlette ``Response``)."""
+SocketRefusal = Callable[[UnauthorizedError], str]
+"""The text frame a WebSocket client gets before the close."""
+
+
+def offered_key(scope: Scope) -> str:
+    headers = Headers(scope=scope)
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:]
+    return headers.get("x-api-key") or QueryParams(scope.get("query_string", b"")).get("apiKey", "")
+
+
+class ApiKeyMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        refuse_http: HttpRefusal,
+        refuse_socket: SocketRefusal,
+        open_paths: frozenset[str] = frozenset(),
+    ) -> None:
+        self.app = app
+        # Digests of equal length: compare_digest's time then says nothing about the key.
+        self._digest = None if api_key is None else hashlib.sha256(api_key.encode()).digest()
+        self._refuse_http = refuse_http
+        self._refuse_socket = refuse_socket
+        self._open_paths = open_paths
+
+    def _allowed(self, scope: Scope) -> bool:
+        if self._digest is None or scope["path"] in self._open_paths:
+            return True
+        offered = hashlib.sha256(offered_key(scope).encode("utf-8", "surrogatepass")).digest()
+        return secrets.compare_digest(offered, self._digest)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._allowed(scope):
+            await self.app(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._refuse_http(REFUSED)(scope, receive, send)
+        else:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": self._refuse_socket(REFUSED)})
+            await send({"type": "websocket.close", "code": POLICY_VIOLATION})

@@ -1,0 +1,161 @@
+"""The one table from exceptions to what a client sees: kind, JSON-RPC code, HTTP status.
+
+Every door renders errors through ``describe``: JSON-RPC as its ``error`` member, REST as
+a problem document. Unexpected exceptions are logged here with an id the reply repeats,
+and no reply ever carries a stack trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from loguru import logger
+from pydantic import ValidationError
+
+from codebeaker.api.errors import ErrorData, FieldError, Problem
+from codebeaker.api.jsonrpc import RpcError
+from codebeaker.exceptions import (
+    CodeBeakerError,
+    CommandFailedError,
+    ExecutionFinishedError,
+    ExecutionNotFoundError,
+    ImageMissingError,
+    InputClosedError,
+    InvalidParamsError,
+    LimitExceededError,
+    MalformedRequestError,
+    PayloadTooLargeError,
+    SandboxUnavailableError,
+    SessionNotFoundError,
+    SessionTerminatedError,
+    UnauthorizedError,
+    UnsupportedLanguageError,
+)
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "PARSE_ERROR",
+    "Described",
+    "describe",
+    "problem",
+    "problem_for",
+    "rpc_error",
+    "validation_errors",
+]
+
+PARSE_ERROR = -32700
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+# Order matters: the first class an exception is an instance of wins.
+KINDS: tuple[tuple[type[CodeBeakerError], int, int, str], ...] = (
+    (MalformedRequestError, PARSE_ERROR, 400, "parse_error"),
+    (SessionNotFoundError, -32001, 404, "session_not_found"),
+    (SessionTerminatedError, -32002, 410, "session_terminated"),
+    (UnsupportedLanguageError, -32003, 422, "unsupported_language"),
+    (PayloadTooLargeError, -32004, 413, "limit_exceeded"),
+    (LimitExceededError, -32004, 429, "limit_exceeded"),
+    (SandboxUnavailableError, -32005, 503, "sandbox_unavailable"),
+    (ImageMissingError, -32005, 503, "sandbox_unavailable"),
+    (UnauthorizedError, -32006, 401, "unauthorized"),
+    # ours, beyond the spec's table
+    (InputClosedError, -32007, 409, "input_closed"),
+    (ExecutionNotFoundError, -32008, 404, "execution_not_found"),
+    (ExecutionFinishedError, -32009, 409, "execution_finished"),
+)
+
+PATH_KIND = "path_outside_workspace"
+COMMAND_STATUSES = {
+    "file_not_found": 404,
+    "path_outside_workspace": 422,
+    "file_too_large": 413,
+    "permission_denied": 403,
+    "agent_lost": 503,
+}
+"""REST statuses of command failures (the files routes); any other kind is 409."""
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class Described:
+    """An error as every door needs it."""
+
+    code: int
+    status: int
+    message: str
+    data: ErrorData
+
+
+def validation_errors(exc: ValidationError) -> list[FieldError]:
+    """pydantic's errors, trimmed to what the spec promises: loc, msg, type."""
+    return [
+        FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"])
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def describe(exc: BaseException) -> Described:
+    """Map any exception to what a client sees; unexpected ones are logged with an id."""
+    if isinstance(exc, ValidationError):
+        exc = InvalidParamsError([error.to_wire() for error in validation_errors(exc)])
+    if isinstance(exc, InvalidParamsError):
+        errors = [FieldError.model_validate(error) for error in exc.errors]
+        data = ErrorData(kind="invalid_params", errors=errors)
+        return Described(INVALID_PARAMS, 422, _summary(errors, exc.message), data)
+    if isinstance(exc, CommandFailedError):
+        status = COMMAND_STATUSES.get(exc.kind, 409)
+        named = [FieldError(loc=["path"], msg=exc.message, type=exc.kind)]
+        data = ErrorData(kind=exc.kind, errors=named if exc.kind == PATH_KIND else None)
+        return Described(INVALID_PARAMS, status, exc.message, data)
+    for cls, code, status, kind in KINDS:
+        if isinstance(exc, cls):
+            data = ErrorData(kind=kind)
+            if isinstance(exc, UnsupportedLanguageError):
+                data = ErrorData(kind=kind, supported=exc.supported)
+            if isinstance(exc, LimitExceededError):
+                data = ErrorData(kind=kind, limit=exc.limit, retry_after=exc.retry_after)
+            return Described(code, status, exc.message, data)
+    error_id = uuid.uuid4().hex[:16]
+    logger.opt(exception=exc).error("internal error {}: {!r}", error_id, exc)
+    data = ErrorData(kind="internal_error", error_id=error_id)
+    return Described(INTERNAL_ERROR, 500, "Internal error", data)
+
+
+def rpc_error(exc: BaseException) -> RpcError:
+    described = describe(exc)
+    return RpcError(code=described.code, message=described.message, data=described.data)
+
+
+def problem(exc: BaseException) -> Problem:
+    described = describe(exc)
+    return problem_for(described.status, described.message, described.data)
+
+
+def problem_for(status: int, detail: str, data: ErrorData) -> Problem:
+    return Problem(
+        title=TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        **data.model_dump(exclude_none=True),
+    )
+
+
+def _summary(errors: list[FieldError], message: str) -> str:
+    fields = [".".join(str(part) for part in error.loc) for error in errors[:3]]
+    return f"Invalid params: {', '.join(filter(None, fields))}" if any(fields) else message

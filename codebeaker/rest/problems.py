@@ -1,0 +1,105 @@
+"""Errors as RFC 9457 problem documents, and request bodies read within their limits.
+
+``ProblemRoute`` makes every failure inside a route (a service error, invalid input, a bug)
+one ``application/problem+json`` answer from ``codebeaker.errors``'s table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from codebeaker.api import ErrorData, FieldError, WireModel
+from codebeaker.errors import describe, problem_for
+from codebeaker.exceptions import (
+    InvalidParamsError,
+    MalformedRequestError,
+    PayloadTooLargeError,
+)
+
+__all__ = [
+    "PROBLEM_JSON",
+    "ProblemRoute",
+    "http_problem",
+    "problem_response",
+    "read_body",
+    "read_json",
+    "wire_response",
+]
+
+PROBLEM_JSON = "application/problem+json"
+HTTP_KINDS = {404: "not_found", 405: "method_not_allowed"}
+
+
+def wire_response(model: WireModel, status_code: int = 200, **headers: str) -> JSONResponse:
+    return JSONResponse(model.to_wire(), status_code=status_code, headers=headers or None)
+
+
+def problem_response(exc: BaseException) -> JSONResponse:
+    if isinstance(exc, RequestValidationError):
+        exc = InvalidParamsError(
+            [
+                FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"]).to_wire()
+                for error in exc.errors()
+            ]
+        )
+    described = describe(exc)
+    body = problem_for(described.status, described.message, described.data)
+    headers = {}
+    if body.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(body.retry_after)))
+    if described.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="codebeaker"'
+    return JSONResponse(
+        body.to_wire(), status_code=body.status, headers=headers, media_type=PROBLEM_JSON
+    )
+
+
+async def http_problem(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown path, wrong method) in the same shape."""
+    assert isinstance(exc, HTTPException)
+    data = ErrorData(kind=HTTP_KINDS.get(exc.status_code, "http_error"))
+    body = problem_for(exc.status_code, str(exc.detail), data)
+    return JSONResponse(
+        body.to_wire(), status_code=exc.status_code, headers=exc.headers, media_type=PROBLEM_JSON
+    )
+
+
+class ProblemRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # one problem document, never a traceback
+                return problem_response(exc)
+
+        return answer
+
+
+async def read_body(request: Request, limit: int, what: str = "body") -> bytes:
+    """The whole body, refused (413) as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"{what}_size", limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLargeError(f"{what}_size", limit)
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    try:
+        return json.loads(await read_body(request, limit))
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise MalformedRequestError(f"the request body is not valid JSON: {exc}") from None

@@ -1,0 +1,201 @@
+"""The REST door (``shared/spec/REST.md``): each route parses a request model, calls the
+service, and answers its result model; errors are problem documents (``problems.py``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from codebeaker.api import (
+    COMMAND,
+    CloseResult,
+    CommandOutcome,
+    CreateSessionRequest,
+    ExecuteRequest,
+    ExecutionAccepted,
+    ExecutionList,
+    ExecutionQuery,
+    ExecutionRecord,
+    Health,
+    RunRequest,
+    RunResult,
+    SessionInfo,
+    SessionList,
+    SessionSummary,
+    context_for,
+)
+from codebeaker.api.commands import WriteFileResult
+from codebeaker.rest.openapi import BINARY, body_of, problems
+from codebeaker.rest.problems import ProblemRoute, read_body, read_json, wire_response
+from codebeaker.service import SandboxService
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=ProblemRoute)
+
+SessionId = Annotated[str, Path(alias="sessionId", min_length=1, max_length=256)]
+ExecutionId = Annotated[str, Path(alias="executionId", min_length=1, max_length=256)]
+FilePath = Annotated[str, Path(description="Relative to /workspace, or under /workspace or /tmp")]
+EXECUTION_URL = "/api/v1/executions/{}"
+SESSION_URL = "/api/v1/sessions/{}"
+
+
+def _service(request: Request) -> SandboxService:
+    service: SandboxService = request.app.state.service
+    return service
+
+
+Service = Annotated[SandboxService, Depends(_service)]
+
+
+# ------------------------------------------------------------------------------- health
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+async def health(service: Service) -> Response:
+    report = await service.health()
+    return wire_response(report, 200 if report.status == "ok" else 503)
+
+
+# ---------------------------------------------------------------------------- one-shot runs
+
+
+async def _run_request(request: Request, service: SandboxService) -> RunRequest:
+    data = await read_json(request, service.settings.max_message_bytes)
+    return RunRequest.model_validate(data, context=context_for(service.settings))
+
+
+@router.post(
+    "/api/v1/execute",
+    response_model=RunResult,
+    openapi_extra=body_of("RunRequest"),
+    responses=problems(400, 401, 413, 422, 429, 500, 503),
+)
+@router.post("/api/execute", include_in_schema=False)
+async def execute(request: Request, service: Service) -> Response:
+    return wire_response(await service.run(await _run_request(request, service)))
+
+
+@router.post(
+    "/api/v1/execute/async",
+    status_code=202,
+    response_model=ExecutionAccepted,
+    openapi_extra=body_of("RunRequest"),
+    responses=problems(400, 401, 413, 422, 429, 500, 503),
+)
+@router.post("/api/execute/async", include_in_schema=False)
+async def execute_async(request: Request, service: Service) -> Response:
+    record = await service.submit(await _run_request(request, service))
+    url = EXECUTION_URL.format(record.execution_id)
+    accepted = ExecutionAccepted(execution_id=record.execution_id, status_url=url)
+    return wire_response(accepted, 202, Location=url)
+
+
+@router.get(
+    "/api/v1/executions/{executionId}",
+    response_model=ExecutionRecord,
+    responses=problems(401, 404, 422, 500),
+)
+@router.get("/api/execute/status/{executionId}", include_in_schema=False)
+async def execution(execution_id: ExecutionId, service: Service) -> Response:
+    return wire_response(await service.execution(execution_id))
+
+
+@router.delete(
+    "/api/v1/executions/{executionId}",
+    response_model=ExecutionRecord,
+    responses=problems(401, 404, 409, 422, 500),
+)
+async def cancel_execution(execution_id: ExecutionId, service: Service) -> Response:
+    return wire_response(await service.cancel_execution(execution_id))
+
+
+@router.get("/api/v1/executions", response_model=ExecutionList, responses=problems(401, 422, 500))
+async def executions(query: Annotated[ExecutionQuery, Query()], service: Service) -> Response:
+    return wire_response(await service.executions(query))
+
+
+# ------------------------------------------------------------------------------- sessions
+
+
+@router.post(
+    "/api/v1/sessions",
+    status_code=201,
+    response_model=SessionInfo,
+    openapi_extra=body_of("CreateSessionRequest"),
+    responses=problems(400, 401, 413, 422, 429, 500, 503),
+)
+async def create_session(request: Request, service: Service) -> Response:
+    data = await read_json(request, service.settings.max_message_bytes)
+    params = CreateSessionRequest.model_validate(data, context=context_for(service.settings))
+    info = await service.create_session(params)
+    return wire_response(info, 201, Location=SESSION_URL.format(info.session_id))
+
+
+@router.get("/api/v1/sessions", response_model=SessionList, responses=problems(401, 500))
+async def list_sessions(service: Service) -> Response:
+    return wire_response(service.list_sessions())
+
+
+@router.get(
+    "/api/v1/sessions/{sessionId}",
+    response_model=SessionSummary,
+    responses=problems(401, 404, 410, 422, 500),
+)
+async def get_session(session_id: SessionId, service: Service) -> Response:
+    return wire_response(service.get_session(session_id))
+
+
+@router.post(
+    "/api/v1/sessions/{sessionId}/commands",
+    response_model=CommandOutcome,
+    openapi_extra=body_of("Command"),
+    responses=problems(400, 401, 404, 410, 413, 422, 500, 503),
+)
+async def run_command(session_id: SessionId, request: Request, service: Service) -> Response:
+    data = await read_json(request, service.settings.max_message_bytes)
+    command = COMMAND.validate_python(data, context=context_for(service.settings))
+    outcome = await service.execute(ExecuteRequest(session_id=session_id, command=command))
+    return wire_response(outcome)
+
+
+@router.put(
+    "/api/v1/sessions/{sessionId}/files/{path:path}",
+    response_model=WriteFileResult,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"*/*": {"schema": BINARY}}},
+    },
+    responses=problems(401, 403, 404, 409, 410, 413, 422, 500, 503),
+)
+async def upload(
+    session_id: SessionId, path: FilePath, request: Request, service: Service
+) -> Response:
+    data = await read_body(request, service.settings.max_write_bytes)
+    return wire_response(await service.write_file(session_id, path, data))
+
+
+@router.get(
+    "/api/v1/sessions/{sessionId}/files/{path:path}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The file's bytes",
+            "content": {"application/octet-stream": {"schema": BINARY}},
+        },
+        **problems(401, 403, 404, 409, 410, 413, 422, 500, 503),
+    },
+)
+async def download(session_id: SessionId, path: FilePath, service: Service) -> Response:
+    data = await service.read_file(session_id, path)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.delete(
+    "/api/v1/sessions/{sessionId}",
+    response_model=CloseResult,
+    responses=problems(401, 404, 410, 422, 500, 503),
+)
+async def close_session(session_id: SessionId, service: Service) -> Response:
+    return wire_response(await service.close_session(session_id))

@@ -1,0 +1,199 @@
+"""``SandboxService``: the one typed, protocol-neutral API every door adapts.
+
+JSON-RPC methods, REST routes and (later) the browser runner, SDK and MCP server take the
+request models of ``codebeaker.api`` and hand them here; what comes back is a result model.
+Nothing in this module knows of frames, routes or status codes.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from loguru import logger
+
+from codebeaker import __version__
+from codebeaker.api import (
+    CloseResult,
+    CommandOutcome,
+    CreateSessionRequest,
+    ExecuteRequest,
+    ExecutionList,
+    ExecutionQuery,
+    ExecutionRecord,
+    Health,
+    InputRequest,
+    InputResult,
+    RunRequest,
+    RunResult,
+    SessionConfig,
+    SessionInfo,
+    SessionList,
+    SessionSummary,
+)
+from codebeaker.api.commands import ReadFile, ReadFileResult, WriteFile, WriteFileResult
+from codebeaker.exceptions import CommandFailedError, SandboxError
+from codebeaker.executions import ExecutionQueue, ExecutionStore
+from codebeaker.runtimes import RUNTIMES, RuntimeRegistry
+from codebeaker.sandbox.docker import DockerBackend
+from codebeaker.sandbox.driver import OutputSink
+from codebeaker.sessions import OneShotRunner, Reaper, RunSpec, SandboxFactory, SessionManager
+from codebeaker.settings import Settings
+
+__all__ = ["SandboxService"]
+
+
+class SandboxService:
+    """Sessions, one-shot runs and asynchronous executions; started and closed explicitly."""
+
+    def __init__(self, settings: Settings, runtimes: RuntimeRegistry = RUNTIMES) -> None:
+        self.settings = settings
+        self.runtimes = runtimes
+        self._backend = DockerBackend(settings.docker_url)
+        self._sandboxes = SandboxFactory(self._backend, settings, runtimes)
+        self._sessions = SessionManager(self._sandboxes, settings)
+        self._runner = OneShotRunner(self._sandboxes, settings)
+        self._executions = ExecutionQueue(
+            ExecutionStore(settings.database_path), self._runner, settings, self._spec
+        )
+        self._reaper = Reaper(
+            settings.cleanup_interval_seconds, self._sessions.reap, self._executions.prune
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self._remove_leftovers("start-up")
+        await self._executions.start()
+        self._sandboxes.pool.start()
+        self._reaper.start()
+        logger.info("CodeBeaker serving instance {!r}", self.settings.instance)
+
+    async def close(self) -> None:
+        self._reaper.shutdown()
+        await self._executions.close()
+        await self._sandboxes.pool.close()
+        await self._sessions.close_all()
+        await self._sandboxes.drain()
+        await self._remove_leftovers("shutdown")  # one-shot runs cut short, too
+        await self._backend.close()
+        logger.info("CodeBeaker stopped; no container of ours is left")
+
+    async def _remove_leftovers(self, when: str) -> None:
+        try:
+            removed = await self._sandboxes.remove_leftovers()
+        except SandboxError as exc:
+            logger.warning("{} clean-up skipped: {}", when, exc)
+            return
+        if removed:
+            logger.info("{} clean-up removed {} container(s)", when, removed)
+
+    async def health(self) -> Health:
+        docker_ok = await self._backend.ping()
+        return Health(
+            status="ok" if docker_ok else "degraded",
+            docker="ok" if docker_ok else "unreachable",
+            sessions=len(self._sessions),
+            pool=self._sandboxes.pool.readiness(),
+            version=__version__,
+        )
+
+    # ------------------------------------------------------------------ sessions
+
+    async def create_session(self, request: CreateSessionRequest) -> SessionInfo:
+        settings = self.settings
+        runtime = self.runtimes.get(request.language)
+        config = SessionConfig(
+            idle_timeout_minutes=request.idle_timeout_minutes
+            or settings.default_idle_timeout_minutes,
+            max_lifetime_minutes=request.max_lifetime_minutes
+            or settings.default_max_lifetime_minutes,
+            memory_limit_mb=request.memory_limit_mb or settings.default_memory_mb,
+            cpu_limit=request.cpu_limit or settings.default_cpu_limit,
+            env=request.env,
+        )
+        session = await self._sessions.create(runtime, config)
+        return session.describe()
+
+    def get_session(self, session_id: str) -> SessionSummary:
+        return self._sessions.get(session_id).summary()
+
+    def list_sessions(self) -> SessionList:
+        sessions = [session.summary() for session in self._sessions.list()]
+        return SessionList(count=len(sessions), sessions=sessions)
+
+    async def close_session(self, session_id: str) -> CloseResult:
+        await self._sessions.close(session_id)
+        return CloseResult(session_id=session_id)
+
+    async def execute(
+        self, request: ExecuteRequest, on_output: OutputSink | None = None
+    ) -> CommandOutcome:
+        """Run one command; when ``request.streams``, output goes to ``on_output`` as it
+        arrives and the program's stdin stays open for ``send_input``."""
+        if not request.streams:
+            return await self._sessions.execute(request.session_id, request.command)
+        return await self._sessions.execute(
+            request.session_id, request.command, on_output=on_output, interactive=True
+        )
+
+    def send_input(self, request: InputRequest) -> InputResult:
+        data = request.data.encode("utf-8", errors="surrogatepass")
+        self._sessions.send_input(request.session_id, data, request.eof)
+        return InputResult(session_id=request.session_id, bytes=len(data), eof=request.eof)
+
+    async def write_file(self, session_id: str, path: str, data: bytes) -> WriteFileResult:
+        """Create or replace a file with raw bytes; a refusal raises ``CommandFailedError``."""
+        content = base64.b64encode(data).decode("ascii")
+        command = WriteFile(type="write_file", path=path, content=content, encoding="base64")
+        result = await self._file_command(session_id, command)
+        assert isinstance(result, WriteFileResult)
+        return result
+
+    async def read_file(self, session_id: str, path: str) -> bytes:
+        """A whole file's bytes; one over the read limit is ``file_too_large``, never cut."""
+        command = ReadFile(type="read_file", path=path, encoding="base64")
+        result = await self._file_command(session_id, command)
+        assert isinstance(result, ReadFileResult)
+        if result.truncated:
+            limit = self.settings.read_file_limit_bytes
+            raise CommandFailedError(
+                "file_too_large", f"{result.size} bytes is over the {limit} byte read limit"
+            )
+        return base64.b64decode(result.content)
+
+    async def _file_command(
+        self, session_id: str, command: WriteFile | ReadFile
+    ) -> WriteFileResult | ReadFileResult:
+        outcome = await self._sessions.execute(session_id, command)
+        if outcome.error is not None:
+            raise CommandFailedError.from_message(outcome.error)
+        assert isinstance(outcome.result, WriteFileResult | ReadFileResult)
+        return outcome.result
+
+    # ------------------------------------------------------------------ one-shot runs
+
+    def _spec(self, request: RunRequest) -> RunSpec:
+        settings = self.settings
+        return RunSpec(
+            runtime=self.runtimes.get(request.language),
+            code=request.code,
+            stdin=request.stdin,
+            timeout_seconds=request.timeout_seconds or settings.default_command_timeout_seconds,
+            memory_mb=request.memory_limit_mb or settings.default_memory_mb,
+        )
+
+    async def run(self, request: RunRequest) -> RunResult:
+        return await self._runner.run(self._spec(request))
+
+    async def submit(self, request: RunRequest) -> ExecutionRecord:
+        """Queue a run; its record can be read (and the run cancelled) by id."""
+        return await self._executions.submit(request)
+
+    async def execution(self, execution_id: str) -> ExecutionRecord:
+        return await self._executions.get(execution_id)
+
+    async def executions(self, query: ExecutionQuery) -> ExecutionList:
+        return await self._executions.list(query)
+
+    async def cancel_execution(self, execution_id: str) -> ExecutionRecord:
+        return await self._executions.cancel(execution_id)
