@@ -42,6 +42,8 @@ MIB = 1024 * 1024
 DRIVERS = ("agent", "exec")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
+DATA_DIR = Path(tempfile.mkdtemp(prefix="codebeaker-it-data-"))
+"""Every server under test keeps its execution records here (one file per instance)."""
 SERVERS: list[ServerProcess] = []
 """Servers running right now; their logs are attached to the report of a failed test."""
 
@@ -104,6 +106,7 @@ class ServerProcess:
             {
                 "CODEBEAKER_INSTANCE": self.instance,
                 "CODEBEAKER_CLEANUP_INTERVAL_SECONDS": "1",
+                "CODEBEAKER_DATA_DIR": str(DATA_DIR),
                 "CODEBEAKER_MAX_MESSAGE_BYTES": str(MIB),
                 "PYTHONUNBUFFERED": "1",
             }

@@ -106,8 +106,9 @@ async def test_notifications_are_coalesced_to_one_per_50ms(
     assert "".join(params["data"] for _, params in stdout) == envelope["result"]["stdout"]
     assert 2 <= len(stdout) < 200, len(stdout)
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(stdout)]
-    # arrival times carry network jitter; the server spaces them by 50 ms
-    assert min(gaps) >= 0.03, gaps
+    # arrival times carry jitter (one late frame shortens the next gap); the server spaces
+    # them by 50 ms, so all but a few gaps are near that
+    assert sorted(gaps)[len(gaps) // 10] >= 0.03, gaps
 
 
 async def test_split_utf8_characters_are_not_mangled(client: RpcClient, session_id: str) -> None:
