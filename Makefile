@@ -26,7 +26,7 @@ run: install
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy codebeaker tests/unit
+	$(BIN)/mypy codebeaker tests benchmarks
 
 test: install lint
 	$(BIN)/pytest tests/unit

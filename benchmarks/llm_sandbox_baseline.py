@@ -25,7 +25,7 @@ def measure(
     image: str, code: str, expected: str, rounds: int, warmup: int, labels: dict[str, str]
 ) -> list[float]:
     """Milliseconds per ``session.run`` in one long-lived llm-sandbox session (blocking)."""
-    from llm_sandbox import SandboxSession  # type: ignore[import-untyped]
+    from llm_sandbox import SandboxSession
 
     session: Any = SandboxSession(
         lang="python",

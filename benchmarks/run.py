@@ -7,8 +7,9 @@ ports, each with its own ``CODEBEAKER_INSTANCE``): the agent driver with its war
 exec driver without one; the per-command scenarios run against both. Both stop at the end.
 Every scenario alternates one CodeBeaker call and its baseline, the equivalent aiodocker
 call(s) on a container with the same hardening, after a few warm-up rounds that are not
-counted. Every container the script made is removed at the end, also on error. The image
-is ``CODEBEAKER_IMAGE_PREFIX``'s python image.
+counted (scenario R takes turns among three calls of ours and one baseline). Every
+container the script made is removed at the end, also on error. The image is
+``CODEBEAKER_IMAGE_PREFIX``'s python image.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import aiodocker
+import httpx
 import llm_sandbox_baseline
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from codebeaker.constants import LABEL_INSTANCE
+from codebeaker.constants import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED
 from codebeaker.sandbox.hardening import ContainerLimits, container_config
 from codebeaker.settings import Settings
 
@@ -53,6 +55,8 @@ WORKSPACE = "/workspace"
 PROGRAM = "print(sum(range(10)))\n"
 PROGRAM_OUTPUT = "45\n"
 HELLO = "print('hello')\n"
+HELLO_OUTPUT = "hello\n"
+RUN_GOAL_MS = 40.0  # the speed issue's goal for a one-shot run (p50, warm pool)
 CLEANUP_SECONDS = 60.0
 BLOCK = 10  # per-command scenarios alternate in blocks of this many calls a side
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local
@@ -80,7 +84,7 @@ class RpcClient:
 
     @classmethod
     async def connect(cls, url: str, api_key: str | None) -> RpcClient:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        headers = auth_headers(api_key)
         websocket = await connect(url, additional_headers=headers, max_size=64 * MIB, proxy=None)
         return cls(websocket)
 
@@ -128,6 +132,10 @@ class RpcClient:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 # --------------------------------------------------------------------------- raw Docker
@@ -241,12 +249,12 @@ async def timed(action: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     return (time.perf_counter() - started) * 1000, value
 
 
+Measure = Callable[[], Awaitable[float]]
+"""One sample: runs the action and returns its milliseconds."""
+
+
 async def alternate(
-    rounds: int,
-    warmup: int,
-    ours: Callable[[], Awaitable[float]],
-    base: Callable[[], Awaitable[float]],
-    block: int = 1,
+    rounds: int, warmup: int, ours: Measure, base: Measure, block: int = 1
 ) -> tuple[list[float], list[float]]:
     """Run both ``warmup + rounds`` times, ``block`` calls of one side then of the other,
     taking turns at going first; keep the last ``rounds`` of each.
@@ -254,20 +262,28 @@ async def alternate(
     Blocks longer than 1 keep the engine's clean-up after a raw exec (it goes on after the
     exec has answered) from landing on a command of ours that never calls the engine.
     """
-    ours_ms: list[float] = []
-    base_ms: list[float] = []
-    sides = [(ours, ours_ms), (base, base_ms)]
+    ours_ms, base_ms = await rotate(rounds, warmup, [ours, base], block)
+    return ours_ms, base_ms
+
+
+async def rotate(
+    rounds: int, warmup: int, actions: list[Measure], block: int = 1
+) -> list[list[float]]:
+    """``alternate`` for any number of sides: each block the order rotates by one, so each
+    side goes first, second, ... equally often. Samples come back in ``actions``' order."""
+    samples: list[list[float]] = [[] for _ in actions]
+    sides = list(zip(actions, samples, strict=True))
     done = 0
     while done < warmup + rounds:
         size = min(block, warmup + rounds - done)
-        for action, samples in sides:
+        for action, kept in sides:
             for k in range(size):
                 ms = await action()
                 if done + k >= warmup:
-                    samples.append(ms)
-        sides.reverse()
+                    kept.append(ms)
+        sides = sides[1:] + sides[:1]
         done += size
-    return ours_ms, base_ms
+    return samples
 
 
 def latency_row(metric: str, ours: list[float], base: list[float] | None, note: str = "") -> Row:
@@ -285,11 +301,14 @@ def latency_row(metric: str, ours: list[float], base: list[float] | None, note: 
 
 @dataclass
 class Target:
-    """One server under test: its connection, its driver, where its /health is."""
+    """One server under test: its connection, its driver, where its /health is, an HTTP
+    client for its REST API (base URL and API key set), and its instance if known."""
 
     driver: str
     rpc: RpcClient
     health_url: str
+    http: httpx.AsyncClient
+    instance: str | None
 
 
 class Bench:
@@ -334,7 +353,7 @@ class Bench:
                 await self.raw.remove(base_box)
             await self.throughput(target)
         await self.llm_sandbox(main.driver)
-        await self.one_shot(main.rpc)
+        await self.one_shot(main)
         return self.rows
 
     async def round_trip(self, rpc: RpcClient) -> None:
@@ -349,8 +368,7 @@ class Bench:
 
     async def cold_start(self, rpc: RpcClient) -> None:
         """Limits the pool does not hold, so every create starts a container of its own."""
-        defaults = Settings()
-        memory = 256 if defaults.default_memory_mb != 256 else 384
+        memory = unpooled_memory()
         self.log(f"A: session.create cold ({memory} MiB, not pooled) vs raw create+start")
         close_ms: list[float] = []
         remove_ms: list[float] = []
@@ -384,23 +402,14 @@ class Bench:
             return
         self.log("A: session.create from the warm pool vs raw create+start")
 
-        async def refilled() -> None:
-            deadline = time.perf_counter() + 60
-            while time.perf_counter() < deadline:
-                state = await pool_state(target.health_url)
-                if state["ready"] >= state["size"]:
-                    return
-                await asyncio.sleep(0.02)
-            raise RuntimeError(f"the warm pool did not refill: {state}")
-
         async def ours() -> float:
-            await refilled()
+            await pool_refilled(target.health_url)
             ms, session_id = await timed(lambda: self.open_session(target.rpc))
             await self.close_session(session_id)
             return ms
 
         async def base() -> float:
-            await refilled()
+            await pool_refilled(target.health_url)
             ms, container_id = await timed(self.raw.create)
             await self.raw.remove(container_id)
             return ms
@@ -522,14 +531,33 @@ class Bench:
         )
         self.rows.append(latency_row(f"   latency under load x{n}", ours_ms, base_ms))
 
-    async def one_shot(self, rpc: RpcClient) -> None:
+    async def one_shot(self, target: Target) -> None:
+        """One-shot runs over JSON-RPC and REST from the warm pool, and cold (limits the pool
+        does not hold), taking turns with one raw baseline. Before every sample, untimed: the
+        pool full again and the server's one-shot containers gone (it removes them after it
+        has answered), so neither lands on the next sample of either side."""
         rounds = self.args.run_iterations
-        self.log(f"R: execution.run vs raw create+start+2 execs+remove ({rounds} rounds)")
-        params = {"language": "python", "code": HELLO}
+        self.log(f"R: execution.run warm, cold and over REST vs raw run+remove ({rounds} rounds)")
+        warm = {"language": "python", "code": HELLO}
+        memory = unpooled_memory()
+        cold = {**warm, "memoryLimitMB": memory}
+        pooled = bool((await pool_state(target.health_url)).get("size"))
 
-        async def ours() -> float:
-            ms, reply = await timed(lambda: rpc.call("execution.run", params))
-            expect(reply["stdout"] == "hello\n" and reply["exitCode"] == 0, reply)
+        async def rest(body: dict[str, Any]) -> Any:
+            response = await target.http.post("/api/v1/execute", json=body)
+            response.raise_for_status()
+            return response.json()
+
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "R  execution.run (python hello)": lambda: target.rpc.call("execution.run", warm),
+            "R  POST /api/v1/execute (python hello)": lambda: rest(warm),
+            "R  execution.run cold (python hello)": lambda: target.rpc.call("execution.run", cold),
+        }
+
+        async def ours(call: Callable[[], Awaitable[Any]]) -> float:
+            await self.settled(target)
+            ms, reply = await timed(call)
+            expect(reply["stdout"] == HELLO_OUTPUT and reply["exitCode"] == 0, reply)
             return ms
 
         async def base_run() -> None:
@@ -537,15 +565,65 @@ class Bench:
             try:
                 await self.raw.exec(container_id, ["sh", "-c", "cat > main.py"], HELLO.encode())
                 stdout = await self.raw.exec(container_id, ["python3", "-u", "main.py"])
-                expect(stdout == "hello\n", stdout)
+                expect(stdout == HELLO_OUTPUT, stdout)
             finally:
                 await self.raw.remove(container_id)
 
         async def base() -> float:
+            await self.settled(target)
             return (await timed(base_run))[0]
 
-        ours_ms, base_ms = await alternate(rounds, min(self.args.warmup, 2), ours, base)
-        self.rows.append(latency_row("R  execution.run (python hello)", ours_ms, base_ms))
+        sides = [functools.partial(ours, call) for call in calls.values()]
+        *ours_ms, base_ms = await rotate(rounds, min(self.args.warmup, 2), [*sides, base])
+        notes = [warm_note(p50(samples), pooled) for samples in ours_ms[:2]]
+        notes.append(f"{memory} MiB, not pooled: a container of its own every run")
+        for name, samples, note in zip(calls, ours_ms, notes, strict=True):
+            self.rows.append(latency_row(name, samples, base_ms, note))
+
+    async def settled(self, target: Target) -> None:
+        """The warm pool full and none of the server's one-shot containers left (with
+        ``--url`` its instance is unknown: then nobody's on this engine)."""
+        await pool_refilled(target.health_url)
+        labels = [f"{LABEL_MANAGED}=true", f"{LABEL_KIND}=run"]
+        if target.instance is not None:
+            labels.append(f"{LABEL_INSTANCE}={target.instance}")
+        filters = json.dumps({"label": labels})
+
+        async def none_left() -> bool:
+            return not await self.raw.docker.containers.list(all=True, filters=filters)
+
+        await until(none_left, "one-shot containers are still there")
+
+
+def unpooled_memory() -> int:
+    """A memory limit the pool does not hold (it holds the default)."""
+    return 256 if Settings().default_memory_mb != 256 else 384
+
+
+def warm_note(p50_ms: float, pooled: bool) -> str:
+    if not pooled:
+        return "this server has no warm pool: every run starts cold"
+    verdict = "met" if p50_ms <= RUN_GOAL_MS else "missed"
+    return f"pool refilled before each round (untimed); goal p50 <= {RUN_GOAL_MS:g} ms: {verdict}"
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 60) -> None:
+    """Poll ``check`` until it holds; after ``seconds``, fail saying ``what``."""
+    deadline = time.perf_counter() + seconds
+    while not await check():
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{what} after {seconds:g}s")
+        await asyncio.sleep(0.02)
+
+
+async def pool_refilled(health_url: str) -> None:
+    """Until /health shows the python pool full (at once if the server has none)."""
+
+    async def full() -> bool:
+        state = await pool_state(health_url)
+        return state.get("ready", 0) >= state.get("size", 0)
+
+    await until(full, "the warm pool did not refill")
 
 
 async def pool_state(health_url: str, language: str = "python") -> dict[str, int]:
@@ -701,16 +779,22 @@ def ws_url(url: str) -> str:
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
-def health_url(url: str) -> str:
+def http_url(url: str, path: str = "") -> str:
+    """The server's HTTP address (of ``path``), from its WebSocket URL."""
     parts = urllib.parse.urlsplit(url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    return urllib.parse.urlunsplit((scheme, parts.netloc, "/health", "", ""))
+    return urllib.parse.urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def health_url(url: str) -> str:
+    return http_url(url, "/health")
 
 
 @dataclass
 class Endpoint:
     driver: str
     url: str
+    instance: str | None = None  # known when the bench started the server
 
     @property
     def health_url(self) -> str:
@@ -734,7 +818,15 @@ async def bench(
         args.docker_version = (await raw.docker.version()).get("Version", "?")
         for endpoint in endpoints:
             rpc = await RpcClient.connect(endpoint.url, settings.api_key)
-            targets.append(Target(endpoint.driver, rpc, endpoint.health_url))
+            http = httpx.AsyncClient(  # the server is local: no proxy from the environment
+                base_url=http_url(endpoint.url),
+                headers=auth_headers(settings.api_key),
+                timeout=60,
+                trust_env=False,
+            )
+            targets.append(
+                Target(endpoint.driver, rpc, endpoint.health_url, http, endpoint.instance)
+            )
         runner = Bench(targets, raw, args)
         return await runner.run()
     finally:
@@ -744,6 +836,7 @@ async def bench(
                 await asyncio.wait_for(runner.close_all(), CLEANUP_SECONDS)
         for target in targets:
             await target.rpc.aclose()
+            await target.http.aclose()
         try:
             await asyncio.wait_for(raw.sweep(), CLEANUP_SECONDS)
         except Exception as exc:
@@ -879,7 +972,7 @@ def main() -> int:
             endpoints = [Endpoint("server", url)]
         else:
             servers = start_servers()
-            endpoints = [Endpoint(s.driver, s.url) for s in servers]
+            endpoints = [Endpoint(s.driver, s.url, s.instance) for s in servers]
         names = ", ".join(f"{e.driver} {e.url}" for e in endpoints)
         print(f"benchmarking {names} against raw aiodocker on {args.image}", file=sys.stderr)
         rows = asyncio.run(bench(args, endpoints, settings))

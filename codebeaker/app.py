@@ -45,9 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         exception_handlers={HTTPException: http_problem},
+        routes=[*router.routes, WebSocketRoute("/ws/jsonrpc", jsonrpc_socket)],
     )
-    app.include_router(router)
-    app.router.routes.append(WebSocketRoute("/ws/jsonrpc", jsonrpc_socket))
     app.add_middleware(
         ApiKeyMiddleware,
         api_key=settings.api_key,

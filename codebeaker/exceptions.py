@@ -19,7 +19,8 @@
         └── ImageMissingError (LookupError)             a runtime image was never built
 
 Library errors (``aiodocker.DockerError``, ``aiohttp`` errors) are translated into these at
-the Docker boundary; JSON-RPC codes are chosen in ``codebeaker.rpc.errors`` and nowhere else.
+the Docker boundary; kinds, JSON-RPC codes and HTTP statuses are chosen in ``codebeaker.errors``
+and nowhere else.
 """
 
 from __future__ import annotations

@@ -45,11 +45,17 @@ __all__ = ["SandboxService"]
 class SandboxService:
     """Sessions, one-shot runs and asynchronous executions; started and closed explicitly."""
 
-    def __init__(self, settings: Settings, runtimes: RuntimeRegistry = RUNTIMES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtimes: RuntimeRegistry = RUNTIMES,
+        sandboxes: SandboxFactory | None = None,
+    ) -> None:
         self.settings = settings
         self.runtimes = runtimes
-        self._backend = DockerBackend(settings.docker_url)
-        self._sandboxes = SandboxFactory(self._backend, settings, runtimes)
+        self._sandboxes = sandboxes or SandboxFactory(
+            DockerBackend(settings.docker_url), settings, runtimes
+        )
         self._sessions = SessionManager(self._sandboxes, settings)
         self._runner = OneShotRunner(self._sandboxes, settings)
         self._executions = ExecutionQueue(
@@ -75,7 +81,7 @@ class SandboxService:
         await self._sessions.close_all()
         await self._sandboxes.drain()
         await self._remove_leftovers("shutdown")  # one-shot runs cut short, too
-        await self._backend.close()
+        await self._sandboxes.aclose()
         logger.info("CodeBeaker stopped; no container of ours is left")
 
     async def _remove_leftovers(self, when: str) -> None:
@@ -88,7 +94,7 @@ class SandboxService:
             logger.info("{} clean-up removed {} container(s)", when, removed)
 
     async def health(self) -> Health:
-        docker_ok = await self._backend.ping()
+        docker_ok = await self._sandboxes.engine_ok()
         return Health(
             status="ok" if docker_ok else "degraded",
             docker="ok" if docker_ok else "unreachable",

@@ -55,7 +55,8 @@ def at_most(value: Number | None, info: ValidationInfo, maximum: str) -> Number 
         raise ValueError(f"cannot be checked against the server maximum {maximum!r} here")
     limit = getattr(settings, maximum)
     if value > limit:
-        raise ValueError(f"must be at most {limit:g} (server maximum)")
+        shown = limit if isinstance(limit, int) else f"{limit:g}"
+        raise ValueError(f"must be at most {shown} (server maximum)")
     return value
 
 

@@ -23,6 +23,11 @@ BODIES: dict[str, TypeAdapter[Any]] = {
     "RunRequest": TypeAdapter(RunRequest),
     "Command": COMMAND,
 }
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "apiKey"},
+}
 BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
 
 
@@ -56,6 +61,10 @@ def install_openapi(app: FastAPI) -> None:
                 schemas.update(_flattened(name, adapter.json_schema(ref_template=REF)))
             problem = Problem.model_json_schema(mode="serialization", ref_template=REF)
             schemas.update(_flattened("Problem", problem))
+            document["components"]["securitySchemes"] = SECURITY_SCHEMES
+            # Needed only when the server has CODEBEAKER_API_KEY; /health is always open.
+            document["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            document["paths"]["/health"]["get"]["security"] = []
             app.openapi_schema = document
         return app.openapi_schema
 

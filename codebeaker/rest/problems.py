@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from codebeaker.api import ErrorData, FieldError, WireModel
 from codebeaker.errors import describe, problem_for
@@ -67,9 +68,21 @@ async def http_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     data = ErrorData(kind=HTTP_KINDS.get(exc.status_code, "http_error"))
     body = problem_for(exc.status_code, str(exc.detail), data)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names only the first route that matched the path
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
     return JSONResponse(
-        body.to_wire(), status_code=exc.status_code, headers=exc.headers, media_type=PROBLEM_JSON
+        body.to_wire(), status_code=exc.status_code, headers=headers, media_type=PROBLEM_JSON
     )
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.PARTIAL:  # the path matched, the method did not
+            methods |= getattr(route, "methods", None) or set()
+    return methods
 
 
 class ProblemRoute(APIRoute):

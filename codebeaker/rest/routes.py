@@ -3,7 +3,8 @@ service, and answers its result model; errors are problem documents (``problems.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
@@ -18,6 +19,7 @@ from codebeaker.api import (
     ExecutionList,
     ExecutionQuery,
     ExecutionRecord,
+    ExecutionStatus,
     Health,
     RunRequest,
     RunResult,
@@ -39,6 +41,10 @@ SessionId = Annotated[str, Path(alias="sessionId", min_length=1, max_length=256)
 ExecutionId = Annotated[str, Path(alias="executionId", min_length=1, max_length=256)]
 FilePath = Annotated[str, Path(description="Relative to /workspace, or under /workspace or /tmp")]
 EXECUTION_URL = "/api/v1/executions/{}"
+LOCATED = {
+    "headers": {"Location": {"description": "The new resource", "schema": {"type": "string"}}}
+}
+F = TypeVar("F", bound=Callable[..., Any])
 SESSION_URL = "/api/v1/sessions/{}"
 
 
@@ -53,6 +59,7 @@ Service = Annotated[SandboxService, Depends(_service)]
 # ------------------------------------------------------------------------------- health
 
 
+@router.head("/health", include_in_schema=False)  # load balancers that probe with HEAD
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 async def health(service: Service) -> Response:
     report = await service.health()
@@ -67,25 +74,41 @@ async def _run_request(request: Request, service: SandboxService) -> RunRequest:
     return RunRequest.model_validate(data, context=context_for(service.settings))
 
 
-@router.post(
+def aliased(method: str, path: str, alias: str, **options: Any) -> Callable[[F], F]:
+    """A route and its seed-003 alias path: the same handler, the alias marked deprecated."""
+
+    def register(handler: F) -> F:
+        router.add_api_route(path, handler, methods=[method], **options)
+        name = f"{handler.__name__}_seed003"
+        router.add_api_route(
+            alias, handler, methods=[method], deprecated=True, operation_id=name, **options
+        )
+        return handler
+
+    return register
+
+
+@aliased(
+    "POST",
     "/api/v1/execute",
+    "/api/execute",
     response_model=RunResult,
     openapi_extra=body_of("RunRequest"),
     responses=problems(400, 401, 413, 422, 429, 500, 503),
 )
-@router.post("/api/execute", include_in_schema=False)
 async def execute(request: Request, service: Service) -> Response:
     return wire_response(await service.run(await _run_request(request, service)))
 
 
-@router.post(
+@aliased(
+    "POST",
     "/api/v1/execute/async",
+    "/api/execute/async",
     status_code=202,
     response_model=ExecutionAccepted,
     openapi_extra=body_of("RunRequest"),
-    responses=problems(400, 401, 413, 422, 429, 500, 503),
+    responses={202: LOCATED, **problems(400, 401, 413, 422, 429, 500, 503)},
 )
-@router.post("/api/execute/async", include_in_schema=False)
 async def execute_async(request: Request, service: Service) -> Response:
     record = await service.submit(await _run_request(request, service))
     url = EXECUTION_URL.format(record.execution_id)
@@ -93,12 +116,13 @@ async def execute_async(request: Request, service: Service) -> Response:
     return wire_response(accepted, 202, Location=url)
 
 
-@router.get(
+@aliased(
+    "GET",
     "/api/v1/executions/{executionId}",
+    "/api/execute/status/{executionId}",
     response_model=ExecutionRecord,
     responses=problems(401, 404, 422, 500),
 )
-@router.get("/api/execute/status/{executionId}", include_in_schema=False)
 async def execution(execution_id: ExecutionId, service: Service) -> Response:
     return wire_response(await service.execution(execution_id))
 
@@ -113,8 +137,13 @@ async def cancel_execution(execution_id: ExecutionId, service: Service) -> Respo
 
 
 @router.get("/api/v1/executions", response_model=ExecutionList, responses=problems(401, 422, 500))
-async def executions(query: Annotated[ExecutionQuery, Query()], service: Service) -> Response:
-    return wire_response(await service.executions(query))
+async def executions(
+    service: Service,
+    status: ExecutionStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    # Separate parameters, not a query model: other parameters (``apiKey``) must pass.
+    return wire_response(await service.executions(ExecutionQuery(status=status, limit=limit)))
 
 
 # ------------------------------------------------------------------------------- sessions
@@ -125,7 +154,7 @@ async def executions(query: Annotated[ExecutionQuery, Query()], service: Service
     status_code=201,
     response_model=SessionInfo,
     openapi_extra=body_of("CreateSessionRequest"),
-    responses=problems(400, 401, 413, 422, 429, 500, 503),
+    responses={201: LOCATED, **problems(400, 401, 413, 422, 429, 500, 503)},
 )
 async def create_session(request: Request, service: Service) -> Response:
     data = await read_json(request, service.settings.max_message_bytes)

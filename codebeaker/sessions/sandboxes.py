@@ -161,5 +161,12 @@ class SandboxFactory:
         """Containers of an earlier run of this instance: nobody can reach them any more."""
         return await self.backend.remove_labelled(self.owned_labels())
 
+    async def engine_ok(self) -> bool:
+        return await self.backend.ping()
+
+    async def aclose(self) -> None:
+        """Close the engine client (after everything of ours is removed)."""
+        await self.backend.close()
+
     async def running_containers(self) -> set[str]:
         return set(await self.backend.labelled(self.owned_labels(), running=True))

@@ -162,7 +162,7 @@ class RpcClient:
         response = await self.call(method, params, timeout=timeout)
         assert "error" in response, f"{method} {params!r} should fail, got {response!r}"
         assert "result" not in response, response
-        error = response["error"]
+        error: dict[str, Any] = response["error"]
         assert isinstance(error.get("code"), int), error
         assert isinstance(error.get("message"), str), error
         if code is not None:
@@ -199,6 +199,7 @@ class RpcClient:
         envelope = await self.result(
             "session.execute", {"sessionId": session_id, "command": command}, timeout=timeout
         )
+        assert isinstance(envelope, dict), envelope
         assert set(envelope) == {"success", "result", "error", "durationMs"}, envelope
         assert isinstance(envelope["success"], bool), envelope
         assert isinstance(envelope["durationMs"], int), envelope
@@ -232,7 +233,8 @@ class RpcClient:
         """The ``result`` of a command that must succeed."""
         envelope = await self.execute(session_id, command, **kwargs)
         assert envelope["success"], f"{command!r} failed: {envelope!r}"
-        return envelope["result"]
+        result: dict[str, Any] = envelope["result"]
+        return result
 
     async def failed(self, session_id: str, command: dict[str, Any], kind: str) -> dict[str, Any]:
         """The envelope of a command that must fail with an ``error`` of this kind."""

@@ -443,6 +443,7 @@ async def make_session(rpc: RpcClient) -> AsyncIterator[SessionFactory]:
         client = client or rpc
         created = await client.result("session.create", {"language": language, **params})
         made.append((client, created["sessionId"]))
+        assert isinstance(created, dict), created
         return created
 
     try:

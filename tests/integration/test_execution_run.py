@@ -43,6 +43,7 @@ public class Program
 
 async def run(rpc: RpcClient, params: dict[str, Any], timeout: float = 170) -> dict[str, Any]:
     result = await rpc.result("execution.run", params, timeout=timeout)
+    assert isinstance(result, dict), result
     assert set(result) >= RUN_FIELDS, result
     assert isinstance(result["durationMs"], int)
     assert isinstance(result["exitCode"], int)

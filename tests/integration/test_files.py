@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 import pytest
 
@@ -13,11 +14,13 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 ENTRY_FIELDS = {"name", "path", "type", "size", "modifiedAt"}
 
 
-async def write(rpc: RpcClient, sid: str, path: str, content: str, **fields: object) -> dict:
+async def write(
+    rpc: RpcClient, sid: str, path: str, content: str, **fields: object
+) -> dict[str, Any]:
     return await rpc.ok(sid, {"type": "write_file", "path": path, "content": content, **fields})
 
 
-async def read(rpc: RpcClient, sid: str, path: str, **fields: object) -> dict:
+async def read(rpc: RpcClient, sid: str, path: str, **fields: object) -> dict[str, Any]:
     return await rpc.ok(sid, {"type": "read_file", "path": path, **fields})
 
 
@@ -369,7 +372,7 @@ async def test_paths_outside_are_rejected(
     rpc: RpcClient, py_session: str, workdir: str, path: str
 ) -> None:
     await write(rpc, py_session, f"{workdir}/inside.txt", "inside")
-    commands = [
+    commands: list[dict[str, Any]] = [
         {"type": "read_file", "path": path},
         {"type": "write_file", "path": path, "content": "pwned"},
         {"type": "write_file", "path": path, "content": "pwned", "mode": "Append"},

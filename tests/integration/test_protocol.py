@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,8 @@ from .client import RpcClient
 from .conftest import MIB, ConnectFactory, close_quietly, wait_until
 
 
-async def next_frame(client: RpcClient, timeout: float = 30) -> object:
+async def next_frame(client: RpcClient, timeout: float = 30) -> Any:
+    """The next frame, parsed (a reply object, or a list for a batch)."""
     return await client.recv_raw(timeout)
 
 

@@ -1,11 +1,14 @@
-"""A fake driver and sandbox factory: the session and RPC layers without Docker."""
+"""Fakes for the layers below the service: a driver, a sandbox factory and a service
+wired to them. The session, RPC and service layers run without Docker."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import posixpath
 from typing import Any
 
-from codebeaker.exceptions import ContainerGoneError
+from codebeaker.exceptions import CommandFailedError, ContainerGoneError
 from codebeaker.runtimes import RUNTIMES, Runtime
 from codebeaker.sandbox.driver import (
     Driver,
@@ -15,17 +18,27 @@ from codebeaker.sandbox.driver import (
     ProcessResult,
     StdinPipe,
 )
+from codebeaker.service import SandboxService
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.settings import Settings
 
+__all__ = ["FakeDriver", "FakeSandboxes", "FakeService"]
+
+MODIFIED_AT = "2026-01-01T00:00:00Z"
+
 
 class FakeDriver(Driver):
-    """Echoes argv; ``sleep N`` sleeps; a container marked gone raises like Docker would."""
+    """Echoes argv; ``sleep N`` sleeps; ``false`` exits 1; ``cat`` echoes its stdin.
+
+    File operations answer as the guest does, over an in-memory file system. A container
+    marked gone raises like Docker would.
+    """
 
     def __init__(self, container_id: str) -> None:
         super().__init__(container_id)
         self.calls: list[tuple[str, ...]] = []
         self.envs: list[dict[str, str]] = []
+        self.files: dict[str, bytes] = {}
         self.gone = False
         self.closed = False
 
@@ -58,8 +71,53 @@ class FakeDriver(Driver):
     async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
         if self.gone:
             raise ContainerGoneError(self.container_id, "container was removed")
-        self.calls.append((op, str(params.get("path", ""))))
-        return {"path": params.get("path"), "op": op}
+        path = str(params.get("path", params.get("source", "")))
+        self.calls.append((op, path))
+        if op == "write":
+            data = base64.b64decode(params["content"])
+            if params.get("mode") == "Append":
+                data = self.files.get(path, b"") + data
+            self.files[path] = data
+            return {"path": path, "bytes": len(data)}
+        if op == "read":
+            whole = self._file(path)
+            kept = whole[: params["max_bytes"]]
+            return {
+                "path": path,
+                "content": base64.b64encode(kept).decode("ascii"),
+                "bytes": len(kept),
+                "size": len(whole),
+                "truncated": len(kept) < len(whole),
+            }
+        if op == "mkdir":
+            return {"path": path}
+        if op == "copy":
+            data = self._file(path)
+            self.files[params["destination"]] = data
+            return {"source": path, "destination": params["destination"], "bytes": len(data)}
+        if op == "delete":
+            self._file(path)
+            del self.files[path]
+            return {"path": path, "deleted": True}
+        if op == "list":
+            entries = [
+                {
+                    "name": posixpath.basename(name),
+                    "path": name,
+                    "type": "file",
+                    "size": len(data),
+                    "modifiedAt": MODIFIED_AT,
+                }
+                for name, data in sorted(self.files.items())
+                if posixpath.dirname(name) == path
+            ]
+            return {"path": path, "entries": entries, "truncated": False}
+        raise AssertionError(f"unexpected file op {op!r}")
+
+    def _file(self, path: str) -> bytes:
+        if path not in self.files:
+            raise CommandFailedError("file_not_found", path)
+        return self.files[path]
 
     async def aclose(self) -> None:
         self.closed = True
@@ -92,5 +150,16 @@ class FakeSandboxes(SandboxFactory):
         await driver.aclose()
         self.removed.append(driver.container_id)
 
+    async def remove_leftovers(self) -> int:
+        return 0
+
     async def running_containers(self) -> set[str]:
         return {d.container_id for d in self.drivers if not d.gone} - set(self.removed)
+
+
+class FakeService(SandboxService):
+    """The real service over ``FakeSandboxes``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.sandboxes = FakeSandboxes(settings)
+        super().__init__(settings, sandboxes=self.sandboxes)

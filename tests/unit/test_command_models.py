@@ -4,7 +4,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from codebeaker.commands.models import (
+from codebeaker.api import context_for
+from codebeaker.api.commands import (
     Command,
     CopyFile,
     CreateDirectory,
@@ -20,7 +21,7 @@ SETTINGS = Settings(max_command_timeout_seconds=60, read_file_limit_bytes=4096)
 
 
 def parse(data: dict[str, Any]) -> Any:
-    return ADAPTER.validate_python(data, context={"settings": SETTINGS})
+    return ADAPTER.validate_python(data, context=context_for(SETTINGS))
 
 
 def errors(data: dict[str, Any]) -> list[Any]:

@@ -1,30 +1,24 @@
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from codebeaker.rpc import Services, handle_frame
+from codebeaker.rpc import handle_frame
 from codebeaker.runtimes import RUNTIMES
-from codebeaker.sessions import OneShotRunner, SessionManager
+from codebeaker.service import SandboxService
 from codebeaker.settings import Settings
-from tests.unit.fakes import FakeSandboxes
+from tests.unit.fakes import FakeService
 
 
 @pytest.fixture
-def services() -> Services:
-    settings = Settings(max_message_bytes=2048)
-    sandboxes = FakeSandboxes(settings)
-    return Services(
-        settings=settings,
-        runtimes=RUNTIMES,
-        sessions=SessionManager(sandboxes, settings),
-        runner=OneShotRunner(sandboxes, settings),
-    )
+def service(tmp_path: Path) -> SandboxService:
+    return FakeService(Settings(max_message_bytes=2048, data_dir=tmp_path))
 
 
-async def ask(services: Services, message: Any) -> Any:
+async def ask(service: SandboxService, message: Any) -> Any:
     text = message if isinstance(message, str) else json.dumps(message)
-    reply = await handle_frame(text, services)
+    reply = await handle_frame(text, service)
     return None if reply is None else json.loads(reply)
 
 
@@ -35,8 +29,8 @@ def req(method: str, params: Any = None, id_: Any = 1) -> dict[str, Any]:
     return message
 
 
-async def test_parse_error_has_null_id(services: Services) -> None:
-    reply = await ask(services, "{not json")
+async def test_parse_error_has_null_id(service: SandboxService) -> None:
+    reply = await ask(service, "{not json")
     assert reply["error"]["code"] == -32700
     assert reply["id"] is None
 
@@ -45,35 +39,35 @@ async def test_parse_error_has_null_id(services: Services) -> None:
     "message",
     [{"jsonrpc": "2.0", "id": 1}, {"jsonrpc": "1.0", "method": "session.list", "id": 1}, [], 42],
 )
-async def test_invalid_requests(services: Services, message: Any) -> None:
-    reply = await ask(services, message)
+async def test_invalid_requests(service: SandboxService, message: Any) -> None:
+    reply = await ask(service, message)
     assert reply["error"]["code"] == -32600
 
 
-async def test_method_not_found(services: Services) -> None:
-    assert (await ask(services, req("session.explode")))["error"]["code"] == -32601
+async def test_method_not_found(service: SandboxService) -> None:
+    assert (await ask(service, req("session.explode")))["error"]["code"] == -32601
 
 
-async def test_positional_params_are_invalid(services: Services) -> None:
-    reply = await ask(services, req("session.close", ["abc"]))
+async def test_positional_params_are_invalid(service: SandboxService) -> None:
+    reply = await ask(service, req("session.close", ["abc"]))
     assert reply["error"]["code"] == -32602
     assert reply["error"]["data"]["errors"][0]["loc"] == ["params"]
 
 
-async def test_notifications_run_but_get_no_reply(services: Services) -> None:
+async def test_notifications_run_but_get_no_reply(service: SandboxService) -> None:
     notification = {"jsonrpc": "2.0", "method": "session.create", "params": {"language": "py"}}
-    assert await ask(services, notification) is None
-    assert len(services.sessions) == 1
+    assert await ask(service, notification) is None
+    assert service.list_sessions().count == 1
 
 
-async def test_batch_answers_each_item_and_skips_notifications(services: Services) -> None:
+async def test_batch_answers_each_item_and_skips_notifications(service: SandboxService) -> None:
     batch = [
         req("session.list", id_="a"),
         {"jsonrpc": "2.0", "method": "session.list"},
         {"jsonrpc": "2.0", "id": "bad"},
         req("session.create", {"language": "brainfuck"}, id_=3),
     ]
-    replies = await ask(services, batch)
+    replies = await ask(service, batch)
     assert len(replies) == 3
     by_code = sorted(r.get("error", {}).get("code", 0) for r in replies)
     assert by_code == [-32600, -32003, 0]
@@ -81,44 +75,96 @@ async def test_batch_answers_each_item_and_skips_notifications(services: Service
     assert listed["result"] == {"count": 0, "sessions": []}
 
 
-async def test_all_notification_batch_gets_no_reply(services: Services) -> None:
-    assert await ask(services, [{"jsonrpc": "2.0", "method": "session.list"}]) is None
+async def test_all_notification_batch_gets_no_reply(service: SandboxService) -> None:
+    assert await ask(service, [{"jsonrpc": "2.0", "method": "session.list"}]) is None
 
 
-async def test_oversized_frames_are_refused_with_limit_exceeded(services: Services) -> None:
-    reply = await ask(services, req("session.create", {"language": "x" * 4096}))
+async def test_oversized_frames_are_refused_with_limit_exceeded(service: SandboxService) -> None:
+    reply = await ask(service, req("session.create", {"language": "x" * 4096}))
     assert reply["error"]["code"] == -32004
     assert reply["error"]["data"]["kind"] == "limit_exceeded"
 
 
-async def test_unknown_language_lists_supported(services: Services) -> None:
-    reply = await ask(services, req("session.create", {"language": "cobol"}))
+async def test_unknown_language_lists_supported(service: SandboxService) -> None:
+    reply = await ask(service, req("session.create", {"language": "cobol"}))
     assert reply["error"]["code"] == -32003
     assert reply["error"]["data"]["supported"] == RUNTIMES.names()
 
 
-async def test_create_execute_close_round_trip(services: Services) -> None:
-    created = (await ask(services, req("session.create", {"language": "js"})))["result"]
+async def test_create_execute_close_round_trip(service: SandboxService) -> None:
+    created = (await ask(service, req("session.create", {"language": "js"})))["result"]
     assert created["language"] == "javascript"
     assert created["state"] == "Active"
     command = {"type": "execute_shell", "commandName": "echo", "args": ["hi"]}
     executed = await ask(
-        services, req("session.execute", {"sessionId": created["sessionId"], "command": command})
+        service, req("session.execute", {"sessionId": created["sessionId"], "command": command})
     )
     assert executed["result"]["success"] is True
     assert executed["result"]["result"]["stdout"] == "echo hi"
-    closed = await ask(services, req("session.close", {"session_id": created["sessionId"]}))
+    closed = await ask(service, req("session.close", {"session_id": created["sessionId"]}))
     assert closed["result"] == {"sessionId": created["sessionId"], "closed": True}
-    again = await ask(services, req("session.close", {"sessionId": created["sessionId"]}))
+    again = await ask(service, req("session.close", {"sessionId": created["sessionId"]}))
     assert again["error"]["data"]["kind"] == "session_not_found"
 
 
-async def test_no_reply_ever_carries_a_traceback(services: Services) -> None:
+async def test_no_reply_ever_carries_a_traceback(service: SandboxService) -> None:
     replies = [
-        await ask(services, req("session.execute", {"sessionId": 5, "command": None})),
-        await ask(services, req("session.create", {"language": "py", "memoryLimitMB": "lots"})),
-        await ask(services, req("execution.run", {"language": "py"})),
+        await ask(service, req("session.execute", {"sessionId": 5, "command": None})),
+        await ask(service, req("session.create", {"language": "py", "memoryLimitMB": "lots"})),
+        await ask(service, req("execution.run", {"language": "py"})),
     ]
     for reply in replies:
         assert reply["error"]["code"] == -32602
         assert "Traceback" not in json.dumps(reply)
+
+
+async def test_files_written_are_read_back(service: SandboxService) -> None:
+    created = (await ask(service, req("session.create", {"language": "python"})))["result"]
+    session_id = created["sessionId"]
+    write = {"type": "write_file", "path": "a.txt", "content": "hello"}
+    written = await ask(
+        service, req("session.execute", {"sessionId": session_id, "command": write})
+    )
+    assert written["result"]["result"] == {"path": "/workspace/a.txt", "bytes": 5}
+    read = {"type": "read_file", "path": "a.txt", "maxBytes": 4}
+    answer = await ask(service, req("session.execute", {"sessionId": session_id, "command": read}))
+    assert answer["result"]["success"] is True
+    assert answer["result"]["result"] == {
+        "path": "/workspace/a.txt",
+        "content": "hell",
+        "bytes": 4,
+        "size": 5,
+        "encoding": "utf8",
+        "truncated": True,
+    }
+    missing = {"type": "read_file", "path": "nope.txt"}
+    answer = await ask(
+        service, req("session.execute", {"sessionId": session_id, "command": missing})
+    )
+    assert answer["result"]["success"] is False
+    assert answer["result"]["error"].startswith("file_not_found:")
+    outside = {"type": "read_file", "path": "../etc/passwd"}
+    answer = await ask(
+        service, req("session.execute", {"sessionId": session_id, "command": outside})
+    )
+    assert answer["result"]["error"].startswith("path_outside_workspace:")
+
+
+async def test_limits_are_checked_against_the_server_settings(service: SandboxService) -> None:
+    too_big = service.settings.max_memory_mb + 1
+    reply = await ask(service, req("session.create", {"language": "py", "memoryLimitMB": too_big}))
+    assert reply["error"]["code"] == -32602
+    assert reply["error"]["data"]["errors"][0]["loc"] == ["memoryLimitMB"]
+    reply = await ask(service, req("session.create", {"language": "py", "memoryLimitMB": 256}))
+    assert reply["result"]["config"]["memoryLimitMB"] == 256
+
+
+async def test_execution_run_answers_the_run_result(service: SandboxService) -> None:
+    reply = await ask(
+        service,
+        req("execution.run", {"language": "python", "code": "print(1)", "timeoutSeconds": 5}),
+    )
+    result = reply["result"]
+    assert result["exitCode"] == 0
+    assert result["stdout"].startswith("python3")
+    assert "compile" not in result

@@ -1,11 +1,18 @@
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from codebeaker.errors import describe, problem, rpc_error
 from codebeaker.exceptions import (
     CodeBeakerError,
+    CommandFailedError,
+    ExecutionFinishedError,
+    ExecutionNotFoundError,
     ImageMissingError,
+    InputClosedError,
     InvalidParamsError,
     LimitExceededError,
+    MalformedRequestError,
+    PayloadTooLargeError,
     SandboxError,
     SandboxUnavailableError,
     SessionNotFoundError,
@@ -13,33 +20,78 @@ from codebeaker.exceptions import (
     UnauthorizedError,
     UnsupportedLanguageError,
 )
-from codebeaker.rpc.errors import error_for
 
 
 @pytest.mark.parametrize(
-    ("exc", "code", "kind"),
+    ("exc", "code", "status", "kind"),
     [
-        (SessionNotFoundError("s1"), -32001, "session_not_found"),
-        (SessionTerminatedError("s1", "gone"), -32002, "session_terminated"),
-        (UnsupportedLanguageError("cobol", ["python"]), -32003, "unsupported_language"),
-        (LimitExceededError("sessions", "full"), -32004, "limit_exceeded"),
-        (SandboxUnavailableError("down"), -32005, "sandbox_unavailable"),
-        (ImageMissingError("codebeaker/go:latest"), -32005, "sandbox_unavailable"),
-        (UnauthorizedError("no key"), -32006, "unauthorized"),
+        (MalformedRequestError("not JSON"), -32700, 400, "parse_error"),
+        (SessionNotFoundError("s1"), -32001, 404, "session_not_found"),
+        (SessionTerminatedError("s1", "gone"), -32002, 410, "session_terminated"),
+        (UnsupportedLanguageError("cobol", ["python"]), -32003, 422, "unsupported_language"),
+        (PayloadTooLargeError("body_size", 1024), -32004, 413, "limit_exceeded"),
+        (LimitExceededError("sessions", "full"), -32004, 429, "limit_exceeded"),
+        (SandboxUnavailableError("down"), -32005, 503, "sandbox_unavailable"),
+        (ImageMissingError("codebeaker/go:latest"), -32005, 503, "sandbox_unavailable"),
+        (UnauthorizedError("no key"), -32006, 401, "unauthorized"),
+        (InputClosedError("s1"), -32007, 409, "input_closed"),
+        (ExecutionNotFoundError("e1"), -32008, 404, "execution_not_found"),
+        (ExecutionFinishedError("e1", "completed"), -32009, 409, "execution_finished"),
     ],
 )
-def test_server_errors_have_stable_codes_and_kinds(
-    exc: CodeBeakerError, code: int, kind: str
+def test_server_errors_have_stable_codes_statuses_and_kinds(
+    exc: CodeBeakerError, code: int, status: int, kind: str
 ) -> None:
-    error = error_for(exc)
-    assert (error.code, error.data["kind"]) == (code, kind)
+    described = describe(exc)
+    assert (described.code, described.status, described.data.kind) == (code, status, kind)
+    error = rpc_error(exc)
+    assert (error.code, error.data.kind) == (code, kind)
+    assert error.message == exc.message
 
 
 def test_unsupported_language_lists_the_names() -> None:
-    assert error_for(UnsupportedLanguageError("x", ["go", "python"])).data["supported"] == [
-        "go",
-        "python",
-    ]
+    data = rpc_error(UnsupportedLanguageError("x", ["go", "python"])).data
+    assert data.supported == ["go", "python"]
+    assert data.to_wire() == {"kind": "unsupported_language", "supported": ["go", "python"]}
+
+
+def test_limit_exceeded_names_the_limit_and_when_to_retry() -> None:
+    data = rpc_error(LimitExceededError("runs", "busy", retry_after=1.5)).data
+    assert data.to_wire() == {"kind": "limit_exceeded", "limit": "runs", "retryAfter": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("file_not_found", 404),
+        ("path_outside_workspace", 422),
+        ("file_too_large", 413),
+        ("permission_denied", 403),
+        ("agent_lost", 503),
+        ("nonzero_exit", 409),
+    ],
+)
+def test_command_failures_keep_their_kind(kind: str, status: int) -> None:
+    described = describe(CommandFailedError(kind, "a.txt"))
+    assert (described.code, described.status, described.data.kind) == (-32602, status, kind)
+    assert described.message == f"{kind}: a.txt"
+
+
+def test_a_path_outside_the_workspace_names_the_path_field() -> None:
+    data = describe(CommandFailedError("path_outside_workspace", "../etc")).data
+    assert data.errors is not None
+    assert [error.loc for error in data.errors] == [["path"]]
+
+
+def test_problem_documents_carry_status_title_and_kind() -> None:
+    body = problem(SessionNotFoundError("s1"))
+    assert body.to_wire() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "session not found: s1",
+        "kind": "session_not_found",
+    }
 
 
 def test_validation_errors_become_invalid_params() -> None:
@@ -48,17 +100,18 @@ def test_validation_errors_become_invalid_params() -> None:
 
     with pytest.raises(ValidationError) as caught:
         Model.model_validate({})
-    error = error_for(caught.value)
+    error = rpc_error(caught.value)
     assert error.code == -32602
-    assert error.data["errors"] == [
+    assert error.data.to_wire()["errors"] == [
         {"loc": ["language"], "msg": "Field required", "type": "missing"}
     ]
     assert "language" in error.message
+    assert describe(caught.value).status == 422
 
 
 def test_invalid_params_error_keeps_its_list() -> None:
-    error = error_for(InvalidParamsError.single(["params"], "must be an object"))
-    assert error.data == {
+    error = rpc_error(InvalidParamsError.single(["params"], "must be an object"))
+    assert error.data.to_wire() == {
         "kind": "invalid_params",
         "errors": [{"loc": ["params"], "msg": "must be an object", "type": "value_error"}],
     }
@@ -68,11 +121,14 @@ def test_invalid_params_error_keeps_its_list() -> None:
     "exc", [RuntimeError("secret /etc/shadow detail"), SandboxError("docker: boom")]
 )
 def test_unexpected_errors_hide_details_behind_an_id(exc: Exception) -> None:
-    error = error_for(exc)
+    error = rpc_error(exc)
     assert error.code == -32603
     assert error.message == "Internal error"
-    assert len(error.data["errorId"]) == 16
+    assert error.data.error_id is not None
+    assert len(error.data.error_id) == 16
     assert "secret" not in str(error.to_wire())
+    assert "boom" not in str(error.to_wire())
+    assert describe(exc).status == 500
 
 
 def test_errors_also_inherit_builtin_types() -> None:

@@ -2,7 +2,8 @@ import asyncio
 
 import pytest
 
-from codebeaker.commands.models import ExecuteShell
+from codebeaker.api import SessionConfig
+from codebeaker.api.commands import ExecuteShell, ShellResult
 from codebeaker.exceptions import (
     InputClosedError,
     LimitExceededError,
@@ -10,12 +11,12 @@ from codebeaker.exceptions import (
     SessionTerminatedError,
 )
 from codebeaker.runtimes import RUNTIMES
-from codebeaker.sessions import SessionConfig, SessionManager
+from codebeaker.sessions import SessionManager
 from codebeaker.settings import Settings
 from tests.unit.fakes import FakeDriver, FakeSandboxes
 
 CONFIG = SessionConfig(
-    idle_timeout_minutes=30, max_lifetime_minutes=120, memory_mb=512, cpu_limit=1
+    idle_timeout_minutes=30, max_lifetime_minutes=120, memory_limit_mb=512, cpu_limit=1
 )
 
 
@@ -54,8 +55,8 @@ async def test_nonzero_exit_is_a_result_not_an_exception(manager: SessionManager
     assert not outcome.success
     assert outcome.error is not None
     assert outcome.error.startswith("nonzero_exit:")
-    assert outcome.result is not None
-    assert outcome.result["exitCode"] == 1
+    assert isinstance(outcome.result, ShellResult)
+    assert outcome.result.exit_code == 1
 
 
 async def test_session_limit(manager: SessionManager) -> None:
@@ -103,7 +104,7 @@ async def test_reaper_closes_idle_and_old_sessions(manager: SessionManager) -> N
     idle = await manager.create(
         RUNTIMES.get("python"),
         SessionConfig(
-            idle_timeout_minutes=0.001, max_lifetime_minutes=10, memory_mb=64, cpu_limit=1
+            idle_timeout_minutes=0.001, max_lifetime_minutes=10, memory_limit_mb=64, cpu_limit=1
         ),
     )
     await asyncio.sleep(0.1)
@@ -117,7 +118,7 @@ async def test_a_running_command_keeps_the_session_from_idling(manager: SessionM
     session = await manager.create(
         RUNTIMES.get("python"),
         SessionConfig(
-            idle_timeout_minutes=0.001, max_lifetime_minutes=10, memory_mb=64, cpu_limit=1
+            idle_timeout_minutes=0.001, max_lifetime_minutes=10, memory_limit_mb=64, cpu_limit=1
         ),
     )
     running = asyncio.create_task(manager.execute(session.id, shell("sleep", "0.3")))
@@ -131,7 +132,13 @@ async def test_a_running_command_keeps_the_session_from_idling(manager: SessionM
 async def test_session_env_reaches_commands_and_their_own_env_wins(
     manager: SessionManager, sandboxes: FakeSandboxes
 ) -> None:
-    config = SessionConfig(30, 120, 512, 1, env={"A": "session", "B": "session"})
+    config = SessionConfig(
+        idle_timeout_minutes=30,
+        max_lifetime_minutes=120,
+        memory_limit_mb=512,
+        cpu_limit=1,
+        env={"A": "session", "B": "session"},
+    )
     session = await manager.create(RUNTIMES.get("python"), config)
     command = ExecuteShell(type="execute_shell", command_name="env", env={"B": "command"})
     await manager.execute(session.id, command)
@@ -151,10 +158,10 @@ async def test_input_goes_to_the_oldest_interactive_command_even_before_it_start
     manager.send_input(session.id, b"", eof=True)
     await busy
     first_result, second_result = (await first).result, (await second).result
-    assert first_result is not None
-    assert second_result is not None
-    assert first_result["stdout"] == "one\n"
-    assert second_result["stdout"] == "two"
+    assert isinstance(first_result, ShellResult)
+    assert isinstance(second_result, ShellResult)
+    assert first_result.stdout == "one\n"
+    assert second_result.stdout == "two"
     with pytest.raises(InputClosedError):
         manager.send_input(session.id, b"late", eof=False)
     assert not session.inputs

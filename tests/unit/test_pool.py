@@ -2,6 +2,7 @@
 
 import asyncio
 
+from codebeaker.api import PoolReadiness
 from codebeaker.exceptions import SandboxError
 from codebeaker.sandbox.driver import Driver
 from codebeaker.sessions.pool import WarmPool
@@ -28,7 +29,7 @@ class Launcher:
 
 
 def ready(pool: WarmPool, language: str) -> int:
-    return pool.readiness()[language]["ready"]
+    return pool.readiness()[language].ready
 
 
 async def settle(pool: WarmPool, language: str, count: int) -> None:
@@ -43,10 +44,10 @@ async def test_fills_hands_out_and_refills() -> None:
     launcher = Launcher()
     pool = WarmPool({"python": 2, "go": 0}, launcher.launch, launcher.discard)
     assert pool.take("python") is None  # nothing started yet
-    assert pool.readiness() == {"python": {"ready": 0, "size": 2}}  # go: no pool at all
+    assert pool.readiness() == {"python": PoolReadiness(ready=0, size=2)}  # go: no pool at all
     pool.start()
     await settle(pool, "python", 2)
-    assert pool.readiness() == {"python": {"ready": 2, "size": 2}}
+    assert pool.readiness() == {"python": PoolReadiness(ready=2, size=2)}
     taken = pool.take("python")
     assert taken is not None
     assert taken.container_id == "python-0"

@@ -3,14 +3,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from codebeaker.rpc.models import CreateSessionParams, ExecuteParams, RunParams
+from codebeaker.api import CreateSessionRequest, ExecuteRequest, RunRequest, context_for
 from codebeaker.settings import Settings
 
 SETTINGS = Settings(max_memory_mb=1024, max_cpu_limit=2, max_idle_timeout_minutes=60)
 
 
-def create(**params: Any) -> CreateSessionParams:
-    return CreateSessionParams.model_validate(params, context={"settings": SETTINGS})
+def create(**params: Any) -> CreateSessionRequest:
+    return CreateSessionRequest.model_validate(params, context=context_for(SETTINGS))
 
 
 def test_camel_and_snake_case_both_work() -> None:
@@ -40,13 +40,18 @@ def test_unknown_params_are_refused() -> None:
 
 def test_execute_params_name_nested_command_fields() -> None:
     with pytest.raises(ValidationError) as caught:
-        ExecuteParams.model_validate({"sessionId": "s", "command": {"type": "read_file"}})
+        ExecuteRequest.model_validate({"sessionId": "s", "command": {"type": "read_file"}})
     assert caught.value.errors()[0]["loc"] == ("command", "read_file", "path")
 
 
 def test_run_timeout_is_capped() -> None:
     settings = Settings(max_command_timeout_seconds=10, default_command_timeout_seconds=5)
-    with pytest.raises(ValidationError):
-        RunParams.model_validate(
-            {"language": "py", "code": "", "timeoutSeconds": 11}, context={"settings": settings}
+    with pytest.raises(ValidationError) as caught:
+        RunRequest.model_validate(
+            {"language": "py", "code": "", "timeoutSeconds": 11}, context=context_for(settings)
         )
+    assert caught.value.errors()[0]["loc"] == ("timeoutSeconds",)
+    accepted = RunRequest.model_validate(
+        {"language": "py", "code": "", "timeoutSeconds": 10}, context=context_for(settings)
+    )
+    assert accepted.timeout_seconds == 10

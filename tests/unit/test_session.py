@@ -2,14 +2,15 @@ import re
 
 import pytest
 
+from codebeaker.api import SessionConfig
 from codebeaker.runtimes import RUNTIMES
-from codebeaker.sessions.session import Lifecycle, Session, SessionConfig
+from codebeaker.sessions.session import Lifecycle, Session
 from tests.unit.fakes import FakeDriver
 
 
 def make(idle: float = 30, lifetime: float = 120) -> Session:
     config = SessionConfig(
-        idle_timeout_minutes=idle, max_lifetime_minutes=lifetime, memory_mb=512, cpu_limit=1
+        idle_timeout_minutes=idle, max_lifetime_minutes=lifetime, memory_limit_mb=512, cpu_limit=1
     )
     return Session("sid", RUNTIMES.get("py"), config, FakeDriver("c" * 64))
 
@@ -45,7 +46,7 @@ def test_illegal_transitions_are_rejected() -> None:
 
 def test_wire_shapes() -> None:
     session = make()
-    described = session.describe()
+    described = session.describe().to_wire()
     assert described["language"] == "python"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", described["createdAt"])
     assert described["config"] == {
@@ -54,7 +55,7 @@ def test_wire_shapes() -> None:
         "memoryLimitMB": 512,
         "cpuLimit": 1,
     }
-    summary = session.summary()
+    summary = session.summary().to_wire()
     assert set(summary) == {
         "sessionId",
         "containerId",
@@ -66,3 +67,18 @@ def test_wire_shapes() -> None:
         "idleMinutes",
         "lifetimeMinutes",
     }
+
+
+def test_session_env_is_never_echoed() -> None:
+    config = SessionConfig(
+        idle_timeout_minutes=30,
+        max_lifetime_minutes=120,
+        memory_limit_mb=512,
+        cpu_limit=1,
+        env={"TOKEN": "secret"},
+    )
+    session = Session("sid", RUNTIMES.get("py"), config, FakeDriver("c" * 64))
+    described = session.describe()
+    assert described.config.env == {"TOKEN": "secret"}
+    assert "env" not in described.to_wire()["config"]
+    assert "secret" not in str(described.to_wire())

@@ -4,6 +4,7 @@ import asyncio
 import itertools
 from typing import Any
 
+from codebeaker.api import OutputChunk, WireModel
 from codebeaker.rpc.streaming import FLUSH_SECONDS, OutputForwarder
 
 
@@ -11,9 +12,10 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[float, dict[str, Any]]] = []
 
-    async def __call__(self, method: str, params: dict[str, Any]) -> None:
+    async def __call__(self, method: str, params: WireModel) -> None:
         assert method == "session.output"
-        self.sent.append((asyncio.get_running_loop().time(), params))
+        assert isinstance(params, OutputChunk)
+        self.sent.append((asyncio.get_running_loop().time(), params.to_wire()))
 
 
 async def test_first_piece_goes_at_once_then_one_per_interval() -> None:
