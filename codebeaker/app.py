@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         exception_handlers={HTTPException: http_problem},
+        redirect_slashes=False,  # a trailing slash is a 404 problem, not a redirect
         routes=[*router.routes, WebSocketRoute("/ws/jsonrpc", jsonrpc_socket)],
     )
     app.add_middleware(

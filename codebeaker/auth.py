@@ -1,7 +1,8 @@
 """API-key authentication, once for every door (HTTP and WebSocket alike).
 
-The key may come as ``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or ``?apiKey=KEY``
-(browsers cannot set headers on a WebSocket). It is compared in constant time. What a
+The key may come as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, and on a WebSocket
+also as ``?apiKey=KEY`` (browsers cannot set headers there; HTTP clients can, and a key in
+a URL ends up in access logs). It is compared in constant time. What a
 refused client is told is each door's own business: HTTP gets a problem document, a
 WebSocket the refusal its protocol speaks, then close code 1008.
 """
@@ -33,7 +34,9 @@ def offered_key(scope: Scope) -> str:
     authorization = headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:]
-    return headers.get("x-api-key") or QueryParams(scope.get("query_string", b"")).get("apiKey", "")
+    if "x-api-key" in headers or scope["type"] != "websocket":
+        return headers.get("x-api-key", "")
+    return QueryParams(scope.get("query_string", b"")).get("apiKey", "")
 
 
 class ApiKeyMiddleware:

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 
 from loguru import logger
-from pydantic import ValidationError
 
 from codebeaker.api.errors import ErrorData, FieldError, Problem
 from codebeaker.api.jsonrpc import RpcError
@@ -39,10 +38,8 @@ __all__ = [
     "PARSE_ERROR",
     "Described",
     "describe",
-    "problem",
     "problem_for",
     "rpc_error",
-    "validation_errors",
 ]
 
 PARSE_ERROR = -32700
@@ -102,18 +99,10 @@ class Described:
     data: ErrorData
 
 
-def validation_errors(exc: ValidationError) -> list[FieldError]:
-    """pydantic's errors, trimmed to what the spec promises: loc, msg, type."""
-    return [
-        FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"])
-        for error in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
-
-
 def describe(exc: BaseException) -> Described:
     """Map any exception to what a client sees; unexpected ones are logged with an id."""
-    if isinstance(exc, ValidationError):
-        exc = InvalidParamsError([error.to_wire() for error in validation_errors(exc)])
+    # A bare pydantic ValidationError is ours (a model the server built): internal. What
+    # clients send is parsed with ``api.wire.parse``, which raises InvalidParamsError.
     if isinstance(exc, InvalidParamsError):
         errors = [FieldError.model_validate(error) for error in exc.errors]
         data = ErrorData(kind="invalid_params", errors=errors)
@@ -123,6 +112,9 @@ def describe(exc: BaseException) -> Described:
         named = [FieldError(loc=["path"], msg=exc.message, type=exc.kind)]
         data = ErrorData(kind=exc.kind, errors=named if exc.kind == PATH_KIND else None)
         return Described(INVALID_PARAMS, status, exc.message, data)
+    if isinstance(exc, SandboxUnavailableError):  # the engine's address is ours to know
+        logger.warning("sandbox unavailable: {}", exc)
+        exc = SandboxUnavailableError("the sandbox engine cannot be reached; try again later")
     for cls, code, status, kind in KINDS:
         if isinstance(exc, cls):
             data = ErrorData(kind=kind)
@@ -140,11 +132,6 @@ def describe(exc: BaseException) -> Described:
 def rpc_error(exc: BaseException) -> RpcError:
     described = describe(exc)
     return RpcError(code=described.code, message=described.message, data=described.data)
-
-
-def problem(exc: BaseException) -> Problem:
-    described = describe(exc)
-    return problem_for(described.status, described.message, described.data)
 
 
 def problem_for(status: int, detail: str, data: ErrorData) -> Problem:

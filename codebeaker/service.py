@@ -31,6 +31,7 @@ from codebeaker.api import (
     SessionSummary,
 )
 from codebeaker.api.commands import ReadFile, ReadFileResult, WriteFile, WriteFileResult
+from codebeaker.api.wire import parse
 from codebeaker.exceptions import CommandFailedError, SandboxError
 from codebeaker.executions import ExecutionQueue, ExecutionStore
 from codebeaker.runtimes import RUNTIMES, RuntimeRegistry
@@ -68,20 +69,25 @@ class SandboxService:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        # The store first: it refuses a second server of this instance before that server
+        # removes the first one's containers as "leftovers".
+        await self._executions.open()
         await self._remove_leftovers("start-up")
-        await self._executions.start()
+        await self._executions.resume()
         self._sandboxes.pool.start()
         self._reaper.start()
         logger.info("CodeBeaker serving instance {!r}", self.settings.instance)
 
     async def close(self) -> None:
         self._reaper.shutdown()
-        await self._executions.close()
-        await self._sandboxes.pool.close()
-        await self._sessions.close_all()
-        await self._sandboxes.drain()
-        await self._remove_leftovers("shutdown")  # one-shot runs cut short, too
-        await self._sandboxes.aclose()
+        try:
+            await self._executions.close()
+            await self._sandboxes.pool.close()
+            await self._sessions.close_all()
+            await self._sandboxes.drain()
+        finally:  # whatever failed above, nothing of ours may outlive the server
+            await self._remove_leftovers("shutdown")  # one-shot runs cut short, too
+            await self._sandboxes.aclose()
         logger.info("CodeBeaker stopped; no container of ours is left")
 
     async def _remove_leftovers(self, when: str) -> None:
@@ -150,14 +156,16 @@ class SandboxService:
     async def write_file(self, session_id: str, path: str, data: bytes) -> WriteFileResult:
         """Create or replace a file with raw bytes; a refusal raises ``CommandFailedError``."""
         content = base64.b64encode(data).decode("ascii")
-        command = WriteFile(type="write_file", path=path, content=content, encoding="base64")
+        fields = {"type": "write_file", "path": path, "content": content, "encoding": "base64"}
+        command = parse(WriteFile, fields, self.settings)  # the path comes from a client
         result = await self._file_command(session_id, command)
         assert isinstance(result, WriteFileResult)
         return result
 
     async def read_file(self, session_id: str, path: str) -> bytes:
         """A whole file's bytes; one over the read limit is ``file_too_large``, never cut."""
-        command = ReadFile(type="read_file", path=path, encoding="base64")
+        fields = {"type": "read_file", "path": path, "encoding": "base64"}
+        command = parse(ReadFile, fields, self.settings)  # the path comes from a client
         result = await self._file_command(session_id, command)
         assert isinstance(result, ReadFileResult)
         if result.truncated:

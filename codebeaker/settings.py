@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(16 * MIB, ge=1024)
     """Largest WebSocket text frame or HTTP request body accepted; larger ones get a
     ``limit_exceeded`` error (413 on REST)."""
-    api_key: str | None = None
+    api_key: str | None = Field(None, min_length=1)
     """When set, clients must send it as ``Authorization: Bearer …``, ``X-API-Key`` or
     ``?apiKey=``."""
 

@@ -8,10 +8,12 @@ from codebeaker.api.commands import Command, CommandOutcome, CommandResult
 from codebeaker.api.errors import ErrorData, FieldError, Problem
 from codebeaker.api.executions import (
     ExecutionAccepted,
+    ExecutionError,
     ExecutionList,
     ExecutionQuery,
     ExecutionRecord,
     ExecutionStatus,
+    ExecutionSummary,
 )
 from codebeaker.api.jsonrpc import OutputChunk, RpcError, RpcErrorResponse, RpcNotification
 from codebeaker.api.requests import (
@@ -48,10 +50,12 @@ __all__ = [
     "ErrorData",
     "ExecuteRequest",
     "ExecutionAccepted",
+    "ExecutionError",
     "ExecutionList",
     "ExecutionQuery",
     "ExecutionRecord",
     "ExecutionStatus",
+    "ExecutionSummary",
     "FieldError",
     "Health",
     "InputRequest",

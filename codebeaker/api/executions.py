@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
-from codebeaker.api.errors import ErrorData
 from codebeaker.api.results import RunResult
 from codebeaker.api.wire import Timestamp, WireModel
 
 __all__ = [
-    "FINISHED",
     "ExecutionAccepted",
+    "ExecutionError",
     "ExecutionList",
     "ExecutionQuery",
     "ExecutionRecord",
     "ExecutionStatus",
+    "ExecutionSummary",
 ]
 
 ExecutionStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-FINISHED: frozenset[ExecutionStatus] = frozenset({"completed", "failed", "cancelled"})
 
 
 class ExecutionAccepted(WireModel):
@@ -30,7 +27,16 @@ class ExecutionAccepted(WireModel):
     """Where the record can be read (also the ``Location`` header)."""
 
 
-class ExecutionRecord(WireModel):
+class ExecutionError(WireModel):
+    """Why an execution ``failed``: the error kind of either door, and what happened."""
+
+    kind: str
+    message: str
+
+
+class ExecutionSummary(WireModel):
+    """One execution without its output (the rows of ``GET /api/v1/executions``)."""
+
     execution_id: str
     status: ExecutionStatus
     """``completed``: the program ran (``result.exitCode`` says how it ended); ``failed``:
@@ -39,15 +45,20 @@ class ExecutionRecord(WireModel):
     created_at: Timestamp
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
+    error: ExecutionError | None = None
+
+
+class ExecutionRecord(ExecutionSummary):
+    """One execution with its result, once it has one."""
+
     result: RunResult | None = None
-    error: ErrorData | None = None
 
 
 class ExecutionList(WireModel):
-    executions: list[ExecutionRecord]
-    """Newest first."""
+    executions: list[ExecutionSummary]
+    """Newest first; each without its output (read one record for that)."""
 
 
 class ExecutionQuery(WireModel):
     status: ExecutionStatus | None = None
-    limit: int = Field(100, ge=1, le=1000)
+    limit: int = 100

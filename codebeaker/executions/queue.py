@@ -1,9 +1,10 @@
-"""Asynchronous one-shot runs: accepted at once, run on the same bounded workers as
-``execution.run``, their records kept in the ``ExecutionStore``.
+"""Asynchronous one-shot runs: accepted at once, run on the same slots as ``execution.run``
+(behind any synchronous run that waits), their records kept in the ``ExecutionStore``.
 
-After a restart, executions that never started run; those that were running are marked
-``failed`` with kind ``server_restarted`` (never run twice). Cancelling a running one kills
-it (its sandbox is removed) and frees its worker slot before the answer.
+A queued execution costs the server a task and its id: its source stays in SQLite until a
+slot is free. After a restart, executions that never started run; those that were running
+are marked ``failed`` with kind ``server_restarted`` (never run twice). Cancelling a running
+one kills it (its sandbox is removed) and frees its slot before the answer.
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 from loguru import logger
 
-from codebeaker.api import ErrorData, ExecutionList, ExecutionQuery, ExecutionRecord, RunRequest
-from codebeaker.api.wire import context_for
+from codebeaker.api import (
+    ExecutionError,
+    ExecutionList,
+    ExecutionQuery,
+    ExecutionRecord,
+    RunRequest,
+)
+from codebeaker.api.wire import parse
 from codebeaker.errors import describe
 from codebeaker.exceptions import (
     ExecutionFinishedError,
@@ -30,8 +37,11 @@ from codebeaker.settings import Settings
 
 __all__ = ["SERVER_RESTARTED", "ExecutionQueue"]
 
-SERVER_RESTARTED = ErrorData(kind="server_restarted")
-QUEUE_RETRY_SECONDS = 5.0
+SERVER_RESTARTED = ExecutionError(
+    kind="server_restarted",
+    message="the server stopped while this execution ran; it is not run again",
+)
+FULL_RETRY_SECONDS = 5.0  # a full queue drains at the pace of whole runs
 
 Resolve = Callable[[RunRequest], RunSpec]
 """Checks the language and fills in defaults; raises what the client should be told."""
@@ -46,24 +56,21 @@ class ExecutionQueue:
         self._settings = settings
         self._resolve = resolve
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._admitting = 0
+        """Submissions past the capacity check, not yet spawned (their insert awaits)."""
 
-    async def start(self) -> None:
-        """Open the store and pick up where the last server left off."""
+    async def open(self) -> None:
+        """Open the store: it is this instance's lock too (``StoreInUseError``)."""
         await self._store.open()
+
+    async def resume(self) -> None:
+        """Pick up where the last server of this instance left off."""
         failed = await self._store.fail_interrupted(SERVER_RESTARTED)
         if failed:
             logger.warning("{} execution(s) were running when the server stopped: failed", failed)
         resumed = await self._store.queued()
-        for execution_id, stored in resumed:
-            try:
-                request = RunRequest.model_validate_json(
-                    stored, context=context_for(self._settings)
-                )
-                spec = self._resolve(request)
-            except Exception as exc:  # invalid under today's settings: told, not run
-                await self._store.finish(execution_id, "failed", error=describe(exc).data)
-                continue
-            self._spawn(execution_id, spec)
+        for execution_id in resumed:
+            self._spawn(execution_id)
         if resumed:
             logger.info("{} queued execution(s) resumed", len(resumed))
 
@@ -76,16 +83,21 @@ class ExecutionQueue:
         await self._store.close()
 
     async def submit(self, request: RunRequest) -> ExecutionRecord:
-        spec = self._resolve(request)
-        if len(self._tasks) >= self._settings.max_queued_executions:
+        spec = self._resolve(request)  # an unknown language is refused now, not later
+        maximum = self._settings.max_queued_executions
+        if len(self._tasks) + self._admitting >= maximum:
             raise LimitExceededError(
                 "executions",
-                f"{self._settings.max_queued_executions} executions are already queued or running",
-                retry_after=QUEUE_RETRY_SECONDS,
+                f"{maximum} executions are already queued or running",
+                retry_after=FULL_RETRY_SECONDS,
             )
-        execution_id = secrets.token_urlsafe(16)
-        record = await self._store.add(execution_id, spec.runtime.name, request)
-        self._spawn(execution_id, spec)
+        self._admitting += 1
+        try:
+            execution_id = secrets.token_urlsafe(16)
+            record = await self._store.add(execution_id, spec.runtime.name, request)
+            self._spawn(execution_id)
+        finally:
+            self._admitting -= 1
         return record
 
     async def get(self, execution_id: str) -> ExecutionRecord:
@@ -110,26 +122,33 @@ class ExecutionQueue:
         return await self.get(execution_id)
 
     async def prune(self) -> int:
+        if not self._store.is_open:  # the housekeeping tick raced shutdown
+            return 0
         cutoff = datetime.now(UTC) - timedelta(hours=self._settings.execution_ttl_hours)
         pruned = await self._store.prune(cutoff)
         if pruned:
             logger.debug("pruned {} finished execution record(s)", pruned)
         return pruned
 
-    def _spawn(self, execution_id: str, spec: RunSpec) -> None:
-        task = asyncio.create_task(self._execute(execution_id, spec))
+    def _spawn(self, execution_id: str) -> None:
+        task = asyncio.create_task(self._execute(execution_id))
         self._tasks[execution_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(execution_id, None))
 
-    async def _execute(self, execution_id: str, spec: RunSpec) -> None:
-        async def started() -> bool:
-            return await self._store.start(execution_id)
+    async def _execute(self, execution_id: str) -> None:
+        async def started() -> RunSpec | None:
+            stored = await self._store.start(execution_id)
+            if stored is None:
+                return None
+            return self._resolve(parse(RunRequest, stored, self._settings, json=True))
 
         try:
-            result = await self._runner.run_when_started(spec, started)
+            result = await self._runner.run_when_started(started)
         except NotStartedError:
             return  # cancelled while it waited
-        except Exception as exc:
-            await self._store.finish(execution_id, "failed", error=describe(exc).data)
+        except Exception as exc:  # it could not be run (invalid under today's settings, …)
+            described = describe(exc)
+            error = ExecutionError(kind=described.data.kind, message=described.message)
+            await self._store.finish(execution_id, "failed", error=error)
             return
         await self._store.finish(execution_id, "completed", result=result)

@@ -1,27 +1,43 @@
 """The durable record of asynchronous executions: one SQLite file under the data directory.
 
-Every change of status is committed before the work it announces begins, so after a crash
-the file tells which executions never started (they run now) and which were running (they
-are marked failed, never run twice).
+Every change of status is committed (``synchronous=FULL``) before the work it announces
+begins, so after a crash the file tells which executions never started (they run now) and
+which were running (they are marked failed, never run twice). The file is held in exclusive
+mode: a second server of the same instance cannot open it. A request's source is kept only
+until the execution starts; finished records are pruned and their space reused.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
 
-from codebeaker.api import ErrorData, ExecutionRecord, ExecutionStatus, RunRequest, RunResult
+from codebeaker.api import (
+    ExecutionError,
+    ExecutionRecord,
+    ExecutionStatus,
+    ExecutionSummary,
+    RunRequest,
+    RunResult,
+)
 
-__all__ = ["ExecutionStore", "QueuedExecution"]
+__all__ = ["ExecutionStore", "StoreInUseError"]
 
+PRAGMAS = (
+    "PRAGMA auto_vacuum=INCREMENTAL",  # before the first table: freed pages can be returned
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",  # a committed "running" survives power loss: never run twice
+    "PRAGMA locking_mode=EXCLUSIVE",  # one server per file
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     language TEXT NOT NULL,
-    request TEXT NOT NULL,
+    request TEXT,
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
@@ -31,26 +47,26 @@ CREATE TABLE IF NOT EXISTS executions (
 CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status, created_at);
 CREATE INDEX IF NOT EXISTS executions_by_finish ON executions (finished_at);
 """
-COLUMNS = "id, status, language, created_at, started_at, finished_at, result, error"
+SUMMARY = "id, status, language, created_at, started_at, finished_at, error"
 
-QueuedExecution = tuple[str, str]
-"""An execution that never started: its id and its request as stored (JSON)."""
+
+class StoreInUseError(RuntimeError):
+    """Another process holds the file: two servers share one instance name."""
 
 
 def _moment(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _record(row: aiosqlite.Row) -> ExecutionRecord:
-    return ExecutionRecord(
+def _summary(row: aiosqlite.Row) -> ExecutionSummary:
+    return ExecutionSummary(
         execution_id=row[0],
         status=row[1],
         language=row[2],
         created_at=datetime.fromtimestamp(row[3], UTC),
         started_at=_moment(row[4]),
         finished_at=_moment(row[5]),
-        result=None if row[6] is None else RunResult.model_validate_json(row[6]),
-        error=None if row[7] is None else ErrorData.model_validate_json(row[7]),
+        error=None if row[6] is None else ExecutionError.model_validate_json(row[6]),
     )
 
 
@@ -67,13 +83,25 @@ class ExecutionStore:
             raise RuntimeError("the execution store is not open")
         return self._db
 
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
+        db = await aiosqlite.connect(self.path, timeout=0.5)
+        try:
+            for pragma in PRAGMAS:
+                await db.execute(pragma)
+            await db.executescript(SCHEMA)  # takes the exclusive lock
+            await db.commit()
+        except sqlite3.OperationalError as exc:
+            await db.close()
+            raise StoreInUseError(
+                f"{self.path} is in use ({exc}): is another server running with this"
+                " CODEBEAKER_INSTANCE?"
+            ) from exc
+        self._db = db
 
     async def close(self) -> None:
         if self._db is not None:
@@ -94,35 +122,46 @@ class ExecutionStore:
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         async with self.db.execute(
-            f"SELECT {COLUMNS} FROM executions WHERE id = ?",  # noqa: S608 - fixed columns
+            f"SELECT {SUMMARY}, result FROM executions WHERE id = ?",  # noqa: S608 - fixed
             (execution_id,),
         ) as cursor:
             row = await cursor.fetchone()
-        return None if row is None else _record(row)
+        if row is None:
+            return None
+        result = None if row[7] is None else RunResult.model_validate_json(row[7])
+        return ExecutionRecord(**dict(_summary(row)), result=result)
 
-    async def select(self, status: ExecutionStatus | None, limit: int) -> list[ExecutionRecord]:
+    async def select(self, status: ExecutionStatus | None, limit: int) -> list[ExecutionSummary]:
+        """Newest first, without results (a list of outputs would be unbounded)."""
         where, args = ("WHERE status = ?", [status]) if status else ("", [])
         async with self.db.execute(
-            f"SELECT {COLUMNS} FROM executions {where}"  # noqa: S608 - fixed columns
+            f"SELECT {SUMMARY} FROM executions {where}"  # noqa: S608 - fixed columns
             " ORDER BY created_at DESC, rowid DESC LIMIT ?",
             (*args, limit),
         ) as cursor:
             rows = await cursor.fetchall()
-        return [_record(row) for row in rows]
+        return [_summary(row) for row in rows]
 
-    async def queued(self) -> list[QueuedExecution]:
-        """Executions that never started, oldest first (to resume after a restart)."""
+    async def queued(self) -> list[str]:
+        """Ids of the executions that never started, oldest first (resumed after a restart)."""
         async with self.db.execute(
-            "SELECT id, request FROM executions WHERE status = 'queued' ORDER BY created_at, rowid"
+            "SELECT id FROM executions WHERE status = 'queued' ORDER BY created_at, rowid"
         ) as cursor:
             rows = await cursor.fetchall()
-        return [(row[0], row[1]) for row in rows]
+        return [row[0] for row in rows]
 
-    async def start(self, execution_id: str) -> bool:
-        """queued → running; False when it is no longer queued (cancelled meanwhile)."""
-        return await self._move(
-            execution_id, "running", "status = 'queued'", started_at=datetime.now(UTC)
+    async def start(self, execution_id: str) -> str | None:
+        """queued → running, committed; the request as stored (JSON), or None when it is no
+        longer queued (cancelled meanwhile)."""
+        # fetched whole in one call: a statement left open would make another
+        # coroutine's commit fail ("SQL statements in progress")
+        rows = await self.db.execute_fetchall(
+            "UPDATE executions SET status = 'running', started_at = ?"
+            " WHERE id = ? AND status = 'queued' RETURNING request",
+            (datetime.now(UTC).timestamp(), execution_id),
         )
+        await self.db.commit()
+        return next((str(row[0]) for row in rows), None)
 
     async def finish(
         self,
@@ -130,46 +169,40 @@ class ExecutionStore:
         status: ExecutionStatus,
         *,
         result: RunResult | None = None,
-        error: ErrorData | None = None,
+        error: ExecutionError | None = None,
     ) -> bool:
-        """→ a final status; False when it had already ended."""
-        return await self._move(
-            execution_id,
-            status,
-            "status IN ('queued', 'running')",
-            finished_at=datetime.now(UTC),
-            result=None if result is None else result.model_dump_json(by_alias=True),
-            error=None if error is None else error.model_dump_json(by_alias=True),
-        )
-
-    async def _move(self, execution_id: str, status: str, condition: str, **values: object) -> bool:
-        assignments = ", ".join(f"{name} = ?" for name in values)
-        args = [
-            value.timestamp() if isinstance(value, datetime) else value for value in values.values()
-        ]
+        """→ a final status (the request is dropped); False when it had already ended."""
         cursor = await self.db.execute(
-            f"UPDATE executions SET status = ?, {assignments}"  # noqa: S608 - names are ours
-            f" WHERE id = ? AND {condition}",
-            (status, *args, execution_id),
+            "UPDATE executions SET status = ?, finished_at = ?, result = ?, error = ?,"
+            " request = NULL WHERE id = ? AND status IN ('queued', 'running')",
+            (
+                status,
+                datetime.now(UTC).timestamp(),
+                None if result is None else result.model_dump_json(),
+                None if error is None else error.model_dump_json(),
+                execution_id,
+            ),
         )
         await self.db.commit()
         return cursor.rowcount == 1
 
-    async def fail_interrupted(self, error: ErrorData) -> int:
+    async def fail_interrupted(self, error: ExecutionError) -> int:
         """Running when the server stopped: failed, so that nothing runs twice."""
         cursor = await self.db.execute(
-            "UPDATE executions SET status = 'failed', finished_at = ?, error = ?"
-            " WHERE status = 'running'",
-            (datetime.now(UTC).timestamp(), error.model_dump_json(by_alias=True)),
+            "UPDATE executions SET status = 'failed', finished_at = ?, error = ?,"
+            " request = NULL WHERE status = 'running'",
+            (datetime.now(UTC).timestamp(), error.model_dump_json()),
         )
         await self.db.commit()
         return cursor.rowcount
 
     async def prune(self, older_than: datetime) -> int:
-        """Forget executions that finished before ``older_than``."""
+        """Forget executions that finished before ``older_than``; give the space back."""
         cursor = await self.db.execute(
             "DELETE FROM executions WHERE finished_at IS NOT NULL AND finished_at < ?",
             (older_than.timestamp(),),
         )
         await self.db.commit()
+        if cursor.rowcount:  # run as a script: a plain execute frees a single page
+            await self.db.executescript("PRAGMA incremental_vacuum")
         return cursor.rowcount

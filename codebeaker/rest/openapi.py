@@ -26,7 +26,6 @@ BODIES: dict[str, TypeAdapter[Any]] = {
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer"},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "apiKey"},
 }
 BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
 

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
-from codebeaker.api import ErrorData, FieldError, WireModel
+from codebeaker.api import ErrorData, WireModel
+from codebeaker.api.wire import dumps, field_errors
 from codebeaker.errors import describe, problem_for
 from codebeaker.exceptions import (
     InvalidParamsError,
@@ -39,18 +40,20 @@ PROBLEM_JSON = "application/problem+json"
 HTTP_KINDS = {404: "not_found", 405: "method_not_allowed"}
 
 
+class WireJSONResponse(JSONResponse):
+    """Rendered like every other door's JSON (``api.wire.dumps``)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("ascii")
+
+
 def wire_response(model: WireModel, status_code: int = 200, **headers: str) -> JSONResponse:
-    return JSONResponse(model.to_wire(), status_code=status_code, headers=headers or None)
+    return WireJSONResponse(model.to_wire(), status_code=status_code, headers=headers or None)
 
 
 def problem_response(exc: BaseException) -> JSONResponse:
-    if isinstance(exc, RequestValidationError):
-        exc = InvalidParamsError(
-            [
-                FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"]).to_wire()
-                for error in exc.errors()
-            ]
-        )
+    if isinstance(exc, RequestValidationError):  # FastAPI's own: path and query parameters
+        exc = InvalidParamsError(field_errors(exc.errors()))
     described = describe(exc)
     body = problem_for(described.status, described.message, described.data)
     headers = {}
@@ -58,7 +61,7 @@ def problem_response(exc: BaseException) -> JSONResponse:
         headers["Retry-After"] = str(max(1, round(body.retry_after)))
     if described.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="codebeaker"'
-    return JSONResponse(
+    return WireJSONResponse(
         body.to_wire(), status_code=body.status, headers=headers, media_type=PROBLEM_JSON
     )
 
@@ -71,7 +74,7 @@ async def http_problem(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:  # Starlette names only the first route that matched the path
         headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
-    return JSONResponse(
+    return WireJSONResponse(
         body.to_wire(), status_code=exc.status_code, headers=headers, media_type=PROBLEM_JSON
     )
 
@@ -116,3 +119,5 @@ async def read_json(request: Request, limit: int) -> Any:
         return json.loads(await read_body(request, limit))
     except ValueError as exc:  # includes UnicodeDecodeError
         raise MalformedRequestError(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedRequestError("the request body is nested too deeply") from None

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import TypeAdapter
 
 from codebeaker.api import (
     COMMAND,
@@ -26,9 +27,9 @@ from codebeaker.api import (
     SessionInfo,
     SessionList,
     SessionSummary,
-    context_for,
 )
 from codebeaker.api.commands import WriteFileResult
+from codebeaker.api.wire import parse
 from codebeaker.rest.openapi import BINARY, body_of, problems
 from codebeaker.rest.problems import ProblemRoute, read_body, read_json, wire_response
 from codebeaker.service import SandboxService
@@ -45,6 +46,7 @@ LOCATED = {
     "headers": {"Location": {"description": "The new resource", "schema": {"type": "string"}}}
 }
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M")
 SESSION_URL = "/api/v1/sessions/{}"
 
 
@@ -69,9 +71,10 @@ async def health(service: Service) -> Response:
 # ---------------------------------------------------------------------------- one-shot runs
 
 
-async def _run_request(request: Request, service: SandboxService) -> RunRequest:
+async def _body(request: Request, service: SandboxService, model: type[M] | TypeAdapter[M]) -> M:
+    """The JSON body, read within the size limit and parsed as every door parses."""
     data = await read_json(request, service.settings.max_message_bytes)
-    return RunRequest.model_validate(data, context=context_for(service.settings))
+    return parse(model, data, service.settings)
 
 
 def aliased(method: str, path: str, alias: str, **options: Any) -> Callable[[F], F]:
@@ -97,7 +100,7 @@ def aliased(method: str, path: str, alias: str, **options: Any) -> Callable[[F],
     responses=problems(400, 401, 413, 422, 429, 500, 503),
 )
 async def execute(request: Request, service: Service) -> Response:
-    return wire_response(await service.run(await _run_request(request, service)))
+    return wire_response(await service.run(await _body(request, service, RunRequest)))
 
 
 @aliased(
@@ -110,7 +113,7 @@ async def execute(request: Request, service: Service) -> Response:
     responses={202: LOCATED, **problems(400, 401, 413, 422, 429, 500, 503)},
 )
 async def execute_async(request: Request, service: Service) -> Response:
-    record = await service.submit(await _run_request(request, service))
+    record = await service.submit(await _body(request, service, RunRequest))
     url = EXECUTION_URL.format(record.execution_id)
     accepted = ExecutionAccepted(execution_id=record.execution_id, status_url=url)
     return wire_response(accepted, 202, Location=url)
@@ -157,9 +160,7 @@ async def executions(
     responses={201: LOCATED, **problems(400, 401, 413, 422, 429, 500, 503)},
 )
 async def create_session(request: Request, service: Service) -> Response:
-    data = await read_json(request, service.settings.max_message_bytes)
-    params = CreateSessionRequest.model_validate(data, context=context_for(service.settings))
-    info = await service.create_session(params)
+    info = await service.create_session(await _body(request, service, CreateSessionRequest))
     return wire_response(info, 201, Location=SESSION_URL.format(info.session_id))
 
 
@@ -184,8 +185,7 @@ async def get_session(session_id: SessionId, service: Service) -> Response:
     responses=problems(400, 401, 404, 410, 413, 422, 500, 503),
 )
 async def run_command(session_id: SessionId, request: Request, service: Service) -> Response:
-    data = await read_json(request, service.settings.max_message_bytes)
-    command = COMMAND.validate_python(data, context=context_for(service.settings))
+    command = await _body(request, service, COMMAND)
     outcome = await service.execute(ExecuteRequest(session_id=session_id, command=command))
     return wire_response(outcome)
 

@@ -11,8 +11,9 @@ from jsonrpcserver import async_dispatch_to_serializable
 from jsonrpcserver.main import schema as request_schema
 
 from codebeaker.api import RpcErrorResponse
+from codebeaker.api.wire import dumps
 from codebeaker.errors import rpc_error
-from codebeaker.exceptions import PayloadTooLargeError
+from codebeaker.exceptions import MalformedRequestError, PayloadTooLargeError
 from codebeaker.rpc.methods import METHODS, Call
 from codebeaker.rpc.streaming import Notify, nowhere
 from codebeaker.service import SandboxService
@@ -22,11 +23,6 @@ __all__ = ["dumps", "handle_frame"]
 validate_request = fastjsonschema.compile(request_schema)
 """jsonrpcserver's own request schema, compiled: the same rules ~20x faster than jsonschema,
 which cost more than the rest of a `session.list`."""
-
-
-def dumps(message: Any) -> str:
-    """Compact JSON, as the spec's examples show it."""
-    return json.dumps(message, separators=(",", ":"))  # ASCII: lone surrogates stay escapes
 
 
 async def handle_frame(text: str, service: SandboxService, notify: Notify = nowhere) -> str | None:
@@ -47,6 +43,9 @@ async def handle_frame(text: str, service: SandboxService, notify: Notify = nowh
             text, METHODS, context=Call(service), validator=validate_request
         )
         return None if reply is None else dumps(reply)
+    except RecursionError:  # nested too deeply for the parser: still a parse error
+        error = rpc_error(MalformedRequestError("the frame is nested too deeply"))
+        return dumps(RpcErrorResponse(error=error).to_wire())
     if isinstance(parsed, list) and parsed:
         replies = await asyncio.gather(*(_dispatch_one(item, service, notify) for item in parsed))
         answered = [reply for reply in replies if reply is not None]

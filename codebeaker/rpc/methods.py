@@ -23,8 +23,8 @@ from codebeaker.api import (
     SessionList,
     SessionRef,
     WireModel,
-    context_for,
 )
+from codebeaker.api.wire import parse
 from codebeaker.errors import rpc_error
 from codebeaker.exceptions import InvalidParamsError
 from codebeaker.rpc.streaming import Notify, OutputForwarder, nowhere
@@ -57,9 +57,7 @@ def _method(params_model: type[P]) -> Callable[[Typed[P]], Handler]:
                     raise InvalidParamsError.single(
                         ["params"], "params must be an object (by name), not an array", "type_error"
                     )
-                parsed = params_model.model_validate(
-                    params, context=context_for(call.service.settings)
-                )
+                parsed = parse(params_model, params, call.service.settings)
                 return Success((await handler(call, parsed)).to_wire())
             except Exception as exc:  # every failure becomes a JSON-RPC error, never a traceback
                 error = rpc_error(exc)

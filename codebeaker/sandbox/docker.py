@@ -17,6 +17,7 @@ from typing import Any
 
 import aiodocker
 import aiohttp
+from aiodocker.containers import DockerContainer
 from aiodocker.execs import Exec
 from aiodocker.stream import Stream
 from loguru import logger
@@ -106,6 +107,8 @@ class DockerBackend:
     def __init__(self, url: str | None = None) -> None:
         self._url = url
         self._docker: aiodocker.Docker | None = None
+        self._orphans: set[asyncio.Future[None]] = set()
+        """Removals of containers created for a caller that was cancelled meanwhile."""
 
     @property
     def client(self) -> aiodocker.Docker:
@@ -120,6 +123,7 @@ class DockerBackend:
         return self._docker
 
     async def close(self) -> None:
+        await asyncio.gather(*self._orphans, return_exceptions=True)
         if self._docker is not None:
             await self._docker.close()
             self._docker = None
@@ -133,10 +137,25 @@ class DockerBackend:
             return False
 
     async def start_container(self, config: Mapping[str, Any]) -> str:
-        """Create and start; a container that fails to start is removed, not left behind."""
+        """Create and start; a container that fails to start is removed, not left behind.
+
+        A caller cancelled while the engine creates the container (a client cancelling a
+        run) must not lose its id: the create goes on, shielded, and what it made is removed.
+        """
         image = str(config.get("Image", ""))
-        async with docker_errors(image=image):
-            container = await self.client.containers.create(dict(config))
+
+        async def create() -> DockerContainer:
+            async with docker_errors(image=image):
+                return await self.client.containers.create(dict(config))
+
+        creating = asyncio.ensure_future(create())
+        try:
+            container = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            orphan = asyncio.ensure_future(self._remove_when_created(creating))
+            self._orphans.add(orphan)
+            orphan.add_done_callback(self._orphans.discard)
+            raise
         try:
             async with docker_errors(container.id):
                 await container.start()
@@ -144,6 +163,13 @@ class DockerBackend:
             await self.remove_container(container.id)
             raise
         return str(container.id)
+
+    async def _remove_when_created(self, creating: asyncio.Future[DockerContainer]) -> None:
+        try:
+            container = await creating
+        except (SandboxError, asyncio.CancelledError):
+            return  # nothing was made
+        await self.remove_container(container.id)
 
     async def ensure_running(self, container_id: str) -> None:
         """ContainerGoneError unless the container exists and runs."""

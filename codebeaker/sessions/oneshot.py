@@ -1,7 +1,9 @@
 """``execution.run``: write, compile (if the language needs it) and run in a throwaway container.
 
 The reply goes out as soon as the result is final; the container is removed in the
-background (``SandboxFactory.discard``), which the server waits for at shutdown.
+background (``SandboxFactory.discard``), and the run's slot is freed only once it is gone,
+so ``max_concurrent_runs`` bounds live run containers too. A cancelled run removes its
+container before the cancellation completes.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ import asyncio
 import base64
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from codebeaker.api import CompileResult, RunResult
@@ -21,15 +22,13 @@ from codebeaker.exceptions import LimitExceededError
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, ProcessRequest
 from codebeaker.sessions.sandboxes import SandboxFactory
+from codebeaker.sessions.slots import RunSlots
 from codebeaker.settings import Settings
 
 __all__ = ["OneShotRunner", "RunSpec"]
 
 MIN_COMPILE_SECONDS = 60.0  # a cold Go or Mono compile is slower than most programs it builds
-QUEUE_RETRY_SECONDS = 1.0  # what a refused run is told to wait: a slot frees up about that fast
-
-OnStart = Callable[[], Awaitable[bool]]
-"""Called once a slot is held, before the sandbox starts; False means "do not run"."""
+RUN_RETRY_SECONDS = 1.0  # what a refused run is told to wait: a slot frees up about that fast
 
 
 @dataclass(frozen=True)
@@ -48,62 +47,67 @@ class NotStartedError(Exception):
 
 
 class OneShotRunner:
-    """At most ``max_concurrent_runs`` at once; ``run_queue_size`` more may wait their turn
-    (asynchronous executions wait in their own durable queue and are not counted there)."""
+    """At most ``max_concurrent_runs`` at once. Synchronous runs wait first, at most
+    ``run_queue_size`` of them; asynchronous executions wait behind them in their own
+    durable queue, which bounds itself."""
 
     def __init__(self, sandboxes: SandboxFactory, settings: Settings) -> None:
         self._sandboxes = sandboxes
         self._settings = settings
-        self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
-        self._waiting = 0
+        self._slots = RunSlots(settings.max_concurrent_runs)
 
-    @property
-    def waiting(self) -> int:
-        return self._waiting
-
-    async def run(self, spec: RunSpec, *, bounded: bool = True) -> RunResult:
-        """Wait for a slot (refused when ``bounded`` and the queue is full), then run."""
-        async with self._slot(bounded):
-            return await self._run(spec)
-
-    async def run_when_started(self, spec: RunSpec, on_start: OnStart) -> RunResult:
-        """For queued executions: ``on_start`` is told when the slot is held."""
-        async with self._slot(bounded=False):
-            if not await on_start():
-                raise NotStartedError
-            return await self._run(spec)
-
-    @asynccontextmanager
-    async def _slot(self, bounded: bool) -> AsyncIterator[None]:
-        if bounded and self._slots.locked() and self._waiting >= self._settings.run_queue_size:
+    async def run(self, spec: RunSpec) -> RunResult:
+        """Wait for a slot (refused when the queue of synchronous runs is full), then run."""
+        if self._slots.busy and self._slots.waiting(urgent=True) >= self._settings.run_queue_size:
             raise LimitExceededError(
                 "runs",
                 "too many execution.run requests are waiting; try again shortly",
-                retry_after=QUEUE_RETRY_SECONDS,
+                retry_after=RUN_RETRY_SECONDS,
             )
-        self._waiting += 1
+        await self._slots.acquire(urgent=True)
+        return await self._run(spec)
+
+    async def run_when_started(self, spec: Callable[[], Awaitable[RunSpec | None]]) -> RunResult:
+        """For queued executions: once a slot is held, ``spec`` says what to run (it is
+        loaded only then), or None for "not any more" (cancelled while it waited)."""
+        await self._slots.acquire(urgent=False)
         try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        try:
-            yield
-        finally:
+            resolved = await spec()
+        except BaseException:
             self._slots.release()
+            raise
+        if resolved is None:
+            self._slots.release()
+            raise NotStartedError
+        return await self._run(resolved)
 
     async def _run(self, spec: RunSpec) -> RunResult:
+        """Run holding a slot the caller acquired; the slot is released after removal."""
         started = time.perf_counter()
-        driver = await self._sandboxes.start(
-            spec.runtime,
-            kind="run",
-            owner=f"run-{secrets.token_hex(8)}",
-            memory_mb=spec.memory_mb,
-            cpu_limit=self._settings.default_cpu_limit,
-        )
+        try:
+            driver = await self._sandboxes.start(
+                spec.runtime,
+                kind="run",
+                owner=f"run-{secrets.token_hex(8)}",
+                memory_mb=spec.memory_mb,
+                cpu_limit=self._settings.default_cpu_limit,
+            )
+        except BaseException:
+            self._slots.release()
+            raise
         try:
             result = await self._compile_and_run(driver, spec)
-        finally:
-            self._sandboxes.discard(driver)  # removed in the background: the reply need not wait
+        except asyncio.CancelledError:
+            # cancelled (DELETE of an execution): kill it now, then free the slot
+            try:
+                await asyncio.shield(self._sandboxes.remove_quietly(driver))
+            finally:
+                self._slots.release()
+            raise
+        except BaseException:
+            self._sandboxes.discard(driver, then=self._slots.release)
+            raise
+        self._sandboxes.discard(driver, then=self._slots.release)  # the reply need not wait
         duration_ms = round((time.perf_counter() - started) * 1000)
         return result.model_copy(update={"duration_ms": duration_ms})
 

@@ -9,7 +9,7 @@ exec driver from then on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from loguru import logger
@@ -21,6 +21,7 @@ from codebeaker.constants import (
     LABEL_MANAGED,
     LABEL_SESSION,
 )
+from codebeaker.exceptions import SandboxError
 from codebeaker.runtimes import Runtime, RuntimeRegistry
 from codebeaker.sandbox.agent_driver import AgentDriver, AgentUnavailableError
 from codebeaker.sandbox.docker import DockerBackend
@@ -148,9 +149,25 @@ class SandboxFactory:
         await driver.aclose()
         await self.backend.remove_container(driver.container_id)
 
-    def discard(self, driver: Driver) -> None:
-        """Remove in the background (a run's reply need not wait ~100 ms for it)."""
-        self._soon(self.remove(driver), f"removal of {driver.container_id[:12]}")
+    def discard(self, driver: Driver, then: Callable[[], None] | None = None) -> None:
+        """Remove in the background (a run's reply need not wait ~100 ms for it), then
+        call ``then`` whatever happened."""
+
+        async def removal() -> None:
+            try:
+                await self.remove(driver)
+            finally:
+                if then is not None:
+                    then()
+
+        self._soon(removal(), f"removal of {driver.container_id[:12]}")
+
+    async def remove_quietly(self, driver: Driver) -> None:
+        """Remove now; a failure is logged (start-up or shutdown clean-up catches it)."""
+        try:
+            await self.remove(driver)
+        except SandboxError as exc:
+            logger.warning("could not remove {}: {}", driver.container_id[:12], exc)
 
     async def drain(self) -> None:
         """Wait for every background start and removal (at shutdown)."""

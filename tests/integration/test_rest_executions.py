@@ -1,6 +1,8 @@
 """Asynchronous executions beyond the happy path: cancelling a running one (its processes
-die, its worker slot frees), surviving a server killed with SIGKILL, and forgetting
-finished records after their time to live. Each test has a server of its own settings."""
+die, its worker slot frees), surviving a server killed with SIGKILL, forgetting finished
+records after their time to live, a synchronous run going before a backlog of executions,
+and a second server of the same instance being refused. Each test has a server of its own
+settings."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiodocker
+import pytest
 
 from codebeaker.constants import LABEL_INSTANCE, LABEL_KIND
 
@@ -157,6 +160,7 @@ async def test_cancel_a_running_execution(docker: aiodocker.Docker) -> None:
         assert never["startedAt"] is None, never
         listing = await rest.json("GET", "/api/v1/executions", params={"status": "cancelled"})
         assert [entry["executionId"] for entry in listing["executions"]] == [queued, running]
+        assert all("result" not in entry for entry in listing["executions"]), listing
         await rest.problem("DELETE", f"/api/v1/executions/{running}", 409, "execution_finished")
         # Run containers: the cancelled program's and the new run's; none for the other.
         await exactly(created, 2, "cancelling")
@@ -206,6 +210,8 @@ async def test_executions_survive_a_killed_server(docker: aiodocker.Docker) -> N
                 interrupted = await rest.execution(long)
                 assert interrupted["status"] == "failed", interrupted
                 assert interrupted["error"]["kind"] == "server_restarted", interrupted
+                assert set(interrupted["error"]) == {"kind", "message"}, interrupted
+                assert "not run again" in interrupted["error"]["message"], interrupted
                 assert interrupted["result"] is None, interrupted
                 assert interrupted["startedAt"] is not None, interrupted
                 assert interrupted["finishedAt"] is not None, interrupted
@@ -264,3 +270,81 @@ async def test_finished_records_expire(docker: aiodocker.Docker) -> None:
         assert record["status"] in ("queued", "running"), record
         cancelled = await rest.json("DELETE", f"/api/v1/executions/{long}")
         assert cancelled["status"] == "cancelled", cancelled
+
+
+STARTS_SLOWLY = """
+import time
+print(time.time(), flush=True)  # when it started (the host's clock: containers share it)
+time.sleep({seconds})
+"""
+
+
+async def test_a_synchronous_run_goes_before_queued_executions(docker: aiodocker.Docker) -> None:
+    """One slot, a backlog of slow executions: ``POST /api/v1/execute`` takes the next free
+    slot instead of waiting behind the backlog, and the backlog (more than the run queue
+    holds) does not get it refused either."""
+    env = {**ONE_SLOT, "CODEBEAKER_RUN_QUEUE_SIZE": "1"}
+    async with serving(docker, env) as (_, rest):
+        backlog = [await rest.submit(STARTS_SLOWLY.format(seconds=2)) for _ in range(4)]
+        await rest.wait_for(backlog[0], frozenset({"running"}), timeout=30)
+        waiting = [(await rest.execution(e))["status"] for e in backlog[1:]]
+        assert waiting == ["queued"] * 3, waiting  # 3 waiting executions > RUN_QUEUE_SIZE
+
+        began = time.monotonic()
+        result = await rest.run(STARTS_SLOWLY.format(seconds=0), timeoutSeconds=10)
+        took = time.monotonic() - began
+        sync_started = float(result["stdout"])
+        # the first execution's remaining ≤ 2 s, then this run: not 3 more of 2 s each
+        assert took < 6.5, f"the synchronous run took {took:.1f}s: it waited behind the backlog"
+
+        records = [await rest.wait_for(e, timeout=60) for e in backlog]
+        assert [r["status"] for r in records] == ["completed"] * 4, records
+        started = [float(r["result"]["stdout"]) for r in records]
+        assert started[0] < sync_started < min(started[1:]), (sync_started, started)
+        assert started[1:] == sorted(started[1:]), started  # the backlog kept its order
+
+
+async def a_second_server_of(server: ServerProcess) -> str:
+    """Start another server with the same instance name (and data directory); it must fail.
+    Its output."""
+    second = ServerProcess(ONE_SLOT, instance=server.instance)
+    try:
+        with pytest.raises(pytest.fail.Exception, match="exited with code"):
+            await second.start()
+        assert second.process is not None
+        assert second.process.returncode != 0
+        return second.log()
+    finally:
+        await second.stop(check=False)
+        second.log_path.unlink(missing_ok=True)
+
+
+async def test_a_second_server_of_the_same_instance_is_refused(docker: aiodocker.Docker) -> None:
+    """It would run every queued execution a second time: the store is held exclusively."""
+    async with serving(docker, ONE_SLOT) as (server, rest):
+        output = await a_second_server_of(server)
+        assert "in use" in output, output
+        assert "CODEBEAKER_INSTANCE" in output, output
+        # the first one serves on, its store intact
+        execution_id = await rest.submit("print('still here')")
+        record = await rest.wait_for(execution_id)
+        assert record["result"]["stdout"] == "still here\n", record
+
+
+async def test_a_refused_second_server_leaves_the_first_ones_sandboxes_alone(
+    docker: aiodocker.Docker,
+) -> None:
+    async with serving(docker, ONE_SLOT) as (server, rest):
+        created = await rest.json("POST", "/api/v1/sessions", 201, json={"language": "python"})
+        session_id = created["sessionId"]
+        try:
+            await a_second_server_of(server)
+            assert await container_exists(docker, created["containerId"]), "removed"
+            outcome = await rest.json(
+                "POST",
+                f"/api/v1/sessions/{session_id}/commands",
+                json={"type": "execute_shell", "commandName": "echo", "args": ["alive"]},
+            )
+            assert outcome["result"]["stdout"] == "alive\n", outcome
+        finally:
+            await rest.request("DELETE", f"/api/v1/sessions/{session_id}")

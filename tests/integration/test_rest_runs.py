@@ -199,8 +199,13 @@ async def test_list_newest_first_with_status_and_limit(rest: Rest) -> None:
     listing = await rest.json("GET", "/api/v1/executions", params={"limit": 2})
     assert set(listing) == {"executions"}, listing
     assert [record["executionId"] for record in listing["executions"]] == [failing, ids[2]]
+    # rows are summaries: everything of the record but its (unbounded) output
+    row = listing["executions"][0]
+    assert "result" not in row, row
+    assert row == {key: value for key, value in record.items() if key != "result"}, row
 
     everything = (await rest.json("GET", "/api/v1/executions"))["executions"]
+    assert all("result" not in row for row in everything), everything
     order = [record["executionId"] for record in everything]
     assert order.index(failing) < order.index(ids[2]) < order.index(ids[1]) < order.index(ids[0])
     created = [moment(record["createdAt"]) for record in everything]

@@ -128,10 +128,19 @@ class FakeDriver(Driver):
 
 
 class FakeSandboxes(SandboxFactory):
+    """Drivers in memory. A test can make starting fail (``start_failure``) and hold every
+    removal until it opens ``removals`` (set by default: removals go through)."""
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(backend=None, settings=settings, runtimes=RUNTIMES)  # type: ignore[arg-type]
+        self.driver_class: type[FakeDriver] = FakeDriver
         self.drivers: list[FakeDriver] = []
         self.removed: list[str] = []
+        self.start_failure: Exception | None = None
+        self.removals = asyncio.Event()
+        self.removals.set()
+        self.removing: list[str] = []
+        """Removals begun (finished ones are in ``removed`` too)."""
 
     async def start(
         self,
@@ -142,16 +151,26 @@ class FakeSandboxes(SandboxFactory):
         memory_mb: int,
         cpu_limit: float,
     ) -> Driver:
-        driver = FakeDriver(f"{len(self.drivers):064x}")
+        if self.start_failure is not None:
+            raise self.start_failure
+        driver = self.new_driver(f"{len(self.drivers):064x}")
         self.drivers.append(driver)
         return driver
 
+    def new_driver(self, container_id: str) -> FakeDriver:
+        return self.driver_class(container_id)
+
     async def remove(self, driver: Driver) -> None:
+        self.removing.append(driver.container_id)
+        await self.removals.wait()
         await driver.aclose()
         self.removed.append(driver.container_id)
 
     async def remove_leftovers(self) -> int:
         return 0
+
+    async def aclose(self) -> None:
+        """No engine client to close."""
 
     async def running_containers(self) -> set[str]:
         return {d.container_id for d in self.drivers if not d.gone} - set(self.removed)

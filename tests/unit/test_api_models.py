@@ -14,9 +14,11 @@ from codebeaker.api import (
     ErrorData,
     ExecuteRequest,
     ExecutionAccepted,
+    ExecutionError,
     ExecutionList,
     ExecutionQuery,
     ExecutionRecord,
+    ExecutionSummary,
     FieldError,
     Health,
     PoolReadiness,
@@ -141,7 +143,20 @@ RESULT_MODELS: list[WireModel] = [
         created_at=CREATED,
         started_at=CREATED,
         finished_at=LATER,
-        error=ErrorData(kind="server_restarted"),
+        error=ExecutionError(kind="server_restarted", message="the server stopped"),
+    ),
+    ExecutionSummary(
+        execution_id="e4",
+        status="failed",
+        language="python",
+        created_at=CREATED,
+        finished_at=LATER,
+        error=ExecutionError(kind="invalid_params", message="Invalid params: timeoutSeconds"),
+    ),
+    ExecutionList(
+        executions=[
+            ExecutionSummary(execution_id="e5", status="queued", language="go", created_at=CREATED)
+        ]
     ),
     ExecutionAccepted(execution_id="e1", status_url="/api/v1/executions/e1"),
     Problem(
@@ -431,13 +446,31 @@ def test_unknown_fields_are_rejected(model: type[WireModel], data: dict[str, Any
     assert (error["loc"], error["type"]) == (("colour",), "extra_forbidden")
 
 
-def test_execution_query_bounds() -> None:
+def test_execution_query_defaults_and_statuses() -> None:
+    """The limit's bounds are the route's (``Query(ge=1, le=1000)``, tested in process)."""
     assert ExecutionQuery.model_validate({}).limit == 100
-    for limit in (0, 1001):
-        with pytest.raises(ValidationError):
-            ExecutionQuery.model_validate({"limit": limit})
+    assert ExecutionQuery.model_validate({"status": "queued"}).status == "queued"
     with pytest.raises(ValidationError):
         ExecutionQuery.model_validate({"status": "sleeping"})
+
+
+def test_a_summary_has_no_result_and_a_record_adds_it() -> None:
+    assert "result" not in ExecutionSummary.model_fields
+    summary = ExecutionSummary(
+        execution_id="e", status="queued", language="python", created_at=CREATED
+    )
+    assert "result" not in summary.to_wire()
+    with pytest.raises(ValidationError):  # a result is no part of a list row
+        ExecutionSummary.model_validate({**summary.to_wire(), "result": RUN.to_wire()})
+    record = ExecutionRecord(**dict(summary), result=RUN)
+    assert record.to_wire() == {**summary.to_wire(), "result": RUN.to_wire()}
+
+
+def test_an_execution_error_has_kind_and_message() -> None:
+    error = ExecutionError(kind="sandbox_unavailable", message="try again later")
+    assert error.to_wire() == {"kind": "sandbox_unavailable", "message": "try again later"}
+    with pytest.raises(ValidationError):
+        ExecutionError.model_validate({"kind": "sandbox_unavailable"})
 
 
 def test_the_error_names_the_exact_maximum() -> None:

@@ -168,3 +168,43 @@ async def test_execution_run_answers_the_run_result(service: SandboxService) -> 
     assert result["exitCode"] == 0
     assert result["stdout"].startswith("python3")
     assert "compile" not in result
+
+
+@pytest.mark.parametrize(
+    "frame", ["[" * 100_000, '{"jsonrpc": "2.0", "params": ' + '{"a":' * 30_000]
+)
+async def test_a_frame_nested_too_deeply_is_a_parse_error(tmp_path: Path, frame: str) -> None:
+    roomy = FakeService(Settings(max_message_bytes=200_000, data_dir=tmp_path))
+    text = await handle_frame(frame, roomy)
+    assert text is not None
+    reply = json.loads(text)
+    assert reply["id"] is None
+    assert reply["error"]["code"] == -32700
+    assert reply["error"]["data"]["kind"] == "parse_error"
+    assert "nested too deeply" in reply["error"]["message"]
+
+
+async def test_a_reply_with_a_name_that_is_not_utf8_is_ascii_json(service: SandboxService) -> None:
+    created = (await ask(service, req("session.create", {"language": "python"})))["result"]
+    assert isinstance(service, FakeService)
+    (driver,) = service.sandboxes.drivers
+    driver.files["/workspace/caf\udce9"] = b"x"
+    command = {"type": "list_directory", "path": "/workspace"}
+    text = await handle_frame(
+        json.dumps(req("session.execute", {"sessionId": created["sessionId"], "command": command})),
+        service,
+    )
+    assert text is not None
+    assert text.isascii()
+    assert "caf\\udce9" in text
+    (entry,) = json.loads(text)["result"]["result"]["entries"]
+    assert entry["name"] == "caf\udce9"
+
+
+async def test_a_lone_surrogate_sent_by_a_client_is_invalid_params(service: SandboxService) -> None:
+    reply = await ask(
+        service,
+        '{"jsonrpc":"2.0","id":1,"method":"session.create","params":{"language":"\\udcff"}}',
+    )
+    assert reply["error"]["code"] == -32602
+    assert reply["error"]["data"]["errors"][0]["type"] == "string_unicode"

@@ -19,9 +19,11 @@ import httpx
 import pytest
 
 from codebeaker.app import create_app
+from codebeaker.exceptions import CommandFailedError
 from codebeaker.runtimes import RUNTIMES
 from codebeaker.settings import Settings
 from tests.openapi_check import PROBLEM_JSON, OpenAPIChecker
+from tests.unit.fakes import FakeDriver, FakeService
 
 API_KEY = f"key-{secrets.token_urlsafe(16)}"
 KEY = {"X-API-Key": API_KEY}
@@ -120,6 +122,22 @@ def checker(document: dict[str, Any]) -> OpenAPIChecker:
 
 
 @asynccontextmanager
+async def faked(data_dir: Path, checker: OpenAPIChecker) -> AsyncIterator[tuple[Door, FakeService]]:
+    """The app over ``FakeService`` (sandboxes in memory) instead of a Docker engine."""
+    settings = settings_for(data_dir)
+    app = create_app(settings)
+    service = FakeService(settings)
+    app.state.service = service
+    await service.start()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            yield Door(http, checker), service
+    finally:
+        await service.close()
+
+
+@asynccontextmanager
 async def serving(data_dir: Path, checker: OpenAPIChecker) -> AsyncIterator[Door]:
     """One app with its lifespan run (the execution store open), and a client of it."""
     app = create_app(settings_for(data_dir))
@@ -172,6 +190,7 @@ async def test_no_key_is_401_with_a_challenge(door: Door) -> None:
         ({"X-API-Key": ""}, {}),
         ({}, {"apiKey": "wrong"}),
         ({}, {"apikey": API_KEY}),
+        pytest.param({}, {"apiKey": API_KEY}, id="query-key-on-http"),
     ],
 )
 async def test_a_wrong_key_is_401(
@@ -189,7 +208,7 @@ async def test_a_wrong_key_is_401(
         ({"Authorization": f"Bearer {API_KEY}"}, {}),
         ({"Authorization": f"bearer {API_KEY}"}, {}),
         ({"X-API-Key": API_KEY}, {}),
-        ({}, {"apiKey": API_KEY}),
+        ({"X-API-Key": API_KEY}, {"apiKey": "wrong"}),  # a stray query key is ignored
     ],
 )
 async def test_the_key_is_accepted_in_each_place(
@@ -201,9 +220,24 @@ async def test_the_key_is_accepted_in_each_place(
     assert response.json() == {"count": 0, "sessions": []}
 
 
-async def test_the_query_key_also_works_where_the_route_takes_a_query(door: Door) -> None:
+async def test_a_query_key_is_refused_on_http_even_where_the_route_takes_a_query(
+    door: Door,
+) -> None:
     response = await door.request("GET", "/api/v1/executions", params={"apiKey": API_KEY})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 401, response.text
+    assert response.json()["kind"] == "unauthorized"
+    response = await door.request(
+        "POST", "/api/v1/execute", params={"apiKey": API_KEY}, json={"language": "py", "code": ""}
+    )
+    assert response.status_code == 401, response.text
+
+
+def test_the_document_offers_only_header_keys(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes == {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
 
 
 async def test_health_and_the_document_need_no_key(door: Door) -> None:
@@ -325,7 +359,147 @@ async def test_a_body_over_the_limit_is_413(door: Door) -> None:
     assert (response.json()["kind"], response.json()["limit"]) == ("limit_exceeded", "body_size")
 
 
+async def test_a_body_nested_too_deeply_is_400_not_500(door: Door) -> None:
+    nested = b"[" * 1000  # within the body limit, beyond the parser's recursion limit
+    assert len(nested) <= MAX_BODY
+    body = await door.problem(
+        "POST",
+        "/api/v1/execute",
+        400,
+        "parse_error",
+        headers={**KEY, "Content-Type": "application/json"},
+        content=nested,
+    )
+    assert "nested too deeply" in body["detail"]
+    await door.problem(
+        "POST",
+        "/api/v1/sessions/some-session/commands",
+        400,
+        "parse_error",
+        headers=KEY,
+        content=b'{"type": ' + b"[" * 1000,
+    )
+
+
+# ----------------------------------------------------------------- text that is not UTF-8
+
+
+async def test_a_file_name_that_is_not_utf8_is_answered_as_json_not_500(
+    tmp_path: Path, checker: OpenAPIChecker
+) -> None:
+    """A name the container's file system returns as bytes that are not UTF-8 reaches us as
+    a lone surrogate: it goes out as a JSON escape."""
+    async with faked(tmp_path, checker) as (door, service):
+        created = await door.request(
+            "POST", "/api/v1/sessions", headers=KEY, json={"language": "python"}
+        )
+        assert created.status_code == 201, created.text
+        session_id = created.json()["sessionId"]
+        (driver,) = service.sandboxes.drivers
+        driver.files["/workspace/caf\udce9.txt"] = b"x"
+        listed = await door.request(
+            "POST",
+            f"/api/v1/sessions/{session_id}/commands",
+            headers=KEY,
+            json={"type": "list_directory", "path": "/workspace"},
+        )
+        assert listed.status_code == 200
+        assert listed.content.isascii()
+        assert b"caf\\udce9.txt" in listed.content
+        (entry,) = listed.json()["result"]["entries"]
+        assert entry["name"] == "caf\udce9.txt"
+
+        refused = await door.request(  # a client cannot send one: refused, not a 500
+            "POST",
+            f"/api/v1/sessions/{session_id}/commands",
+            headers=KEY,
+            content=b'{"type": "read_file", "path": "\\udcff.txt"}',
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["type"] == "string_unicode"
+
+
+class Unreadable(FakeDriver):
+    """Every read is refused, naming a directory whose name is not UTF-8."""
+
+    async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
+        if op == "read":
+            raise CommandFailedError("permission_denied", "/workspace/caf\udce9/secret.txt")
+        return await super().file_op(op, **params)
+
+
+async def test_a_problem_detail_that_is_not_utf8_is_answered_as_json_not_500(
+    tmp_path: Path, checker: OpenAPIChecker
+) -> None:
+    async with faked(tmp_path, checker) as (door, service):
+        service.sandboxes.driver_class = Unreadable
+        created = await door.request(
+            "POST", "/api/v1/sessions", headers=KEY, json={"language": "python"}
+        )
+        session_id = created.json()["sessionId"]
+        response = await door.request(
+            "GET", f"/api/v1/sessions/{session_id}/files/secret.txt", headers=KEY
+        )
+        assert response.status_code == 403, response.text
+        assert response.content.isascii()
+        assert b"caf\\udce9" in response.content
+        body = response.json()
+        assert body["kind"] == "permission_denied"
+        assert body["detail"] == "permission_denied: /workspace/caf\udce9/secret.txt"
+
+
+async def test_a_synchronous_run_over_fake_sandboxes_answers_its_result(
+    tmp_path: Path, checker: OpenAPIChecker
+) -> None:
+    async with faked(tmp_path, checker) as (door, service):
+        response = await door.request(
+            "POST", "/api/v1/execute", headers=KEY, json={"language": "python", "code": "1"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["stdout"] == "python3 -u main.py"
+        await service.sandboxes.drain()
+        assert service.sandboxes.removed == [service.sandboxes.drivers[0].container_id]
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs"), [("PUT", {"content": b"data"}), ("GET", {})], ids=["upload", "download"]
+)
+@pytest.mark.parametrize("path", ["a%00b.txt", "x" * 5000], ids=["nul", "too-long"])
+async def test_a_bad_file_path_in_the_url_is_422_not_500(
+    door: Door, method: str, kwargs: dict[str, Any], path: str
+) -> None:
+    """The path comes from the URL: parsed like every client value, never a server error."""
+    body = await door.problem(
+        method,
+        f"/api/v1/sessions/some-session/files/{path}",
+        422,
+        "invalid_params",
+        headers=KEY,
+        **kwargs,
+    )
+    assert [error["loc"] for error in body["errors"]] == [["path"]]
+
+
 # -------------------------------------------------------------------------------- routing
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/api/v1/sessions/"),
+        ("POST", "/api/v1/execute/"),
+        ("GET", "/api/v1/executions/"),
+        ("GET", "/health/"),
+    ],
+)
+async def test_a_trailing_slash_is_a_404_problem_not_a_redirect(
+    door: Door, method: str, url: str
+) -> None:
+    response = await door.http.request(method, url, headers=KEY)
+    assert response.status_code == 404, response.text
+    assert "location" not in response.headers
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["kind"] == "not_found"
 
 
 async def test_an_unknown_path_is_a_404_problem(door: Door) -> None:
@@ -427,11 +601,17 @@ async def test_an_async_execution_is_accepted_then_fails_without_a_sandbox(door:
 
     record = await finished(door, execution_id)
     assert (record["status"], record["language"]) == ("failed", "python")
-    assert record["error"] == {"kind": "sandbox_unavailable"}
+    assert record["error"] == {
+        "kind": "sandbox_unavailable",
+        "message": "the sandbox engine cannot be reached; try again later",
+    }
     assert record["result"] is None
 
     listed = await door.request("GET", "/api/v1/executions?status=failed&limit=5", headers=KEY)
-    assert [item["executionId"] for item in listed.json()["executions"]] == [execution_id]
+    (row,) = listed.json()["executions"]
+    assert row["executionId"] == execution_id
+    assert "result" not in row  # list rows are summaries: read the record for the output
+    assert row == {key: value for key, value in record.items() if key != "result"}
     none = await door.request("GET", "/api/v1/executions?status=queued", headers=KEY)
     assert none.json() == {"executions": []}
     alias = await door.request("GET", f"/api/execute/status/{execution_id}", headers=KEY)

@@ -29,3 +29,16 @@ def test_a_default_above_its_maximum_is_refused() -> None:
 
 def test_image_names_follow_the_prefix() -> None:
     assert Settings(image_prefix="acme").image_for("go") == "acme/go:latest"
+
+
+def test_an_empty_api_key_is_refused_not_taken_for_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty key would let every client in that sends an empty one; unset means no key."""
+    with pytest.raises(ValidationError, match="api_key"):
+        Settings(api_key="")
+    monkeypatch.setenv("CODEBEAKER_API_KEY", "")
+    with pytest.raises(ValidationError, match="api_key"):
+        Settings()
+    monkeypatch.setenv("CODEBEAKER_API_KEY", "k")
+    assert Settings().api_key == "k"
+    monkeypatch.delenv("CODEBEAKER_API_KEY")
+    assert Settings().api_key is None
