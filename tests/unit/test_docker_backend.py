@@ -64,12 +64,18 @@ def backend_with(engine: FakeEngine) -> DockerBackend:
     return backend
 
 
-async def test_a_container_created_for_a_caller_cancelled_meanwhile_is_removed() -> None:
+async def cancelled_while_creating() -> tuple[FakeEngine, DockerBackend, asyncio.Task[str]]:
+    """A start whose caller is cancelled while the engine is still creating the container."""
     engine = FakeEngine()
     backend = backend_with(engine)
     caller = asyncio.create_task(backend.start_container({"Image": "codebeaker/python"}))
     await asyncio.wait_for(engine.creating.wait(), WAIT_SECONDS)
     caller.cancel()
+    return engine, backend, caller
+
+
+async def test_a_container_created_for_a_caller_cancelled_meanwhile_is_removed() -> None:
+    engine, backend, caller = await cancelled_while_creating()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(caller, WAIT_SECONDS)  # the caller does not wait for the engine
     assert engine.deleted == []
@@ -82,11 +88,7 @@ async def test_a_container_created_for_a_caller_cancelled_meanwhile_is_removed()
 
 
 async def test_close_waits_for_a_create_still_in_flight_and_removes_its_container() -> None:
-    engine = FakeEngine()
-    backend = backend_with(engine)
-    caller = asyncio.create_task(backend.start_container({"Image": "codebeaker/python"}))
-    await asyncio.wait_for(engine.creating.wait(), WAIT_SECONDS)
-    caller.cancel()
+    engine, backend, caller = await cancelled_while_creating()
     with pytest.raises(asyncio.CancelledError):
         await caller
     engine.created.set()

@@ -133,12 +133,18 @@ async def test_a_spec_that_cannot_be_loaded_fails_the_run_and_frees_the_slot() -
     await sandboxes.drain()
 
 
-async def test_the_spec_is_loaded_only_once_the_slot_is_held() -> None:
+async def one_slot_held() -> tuple[FakeSandboxes, OneShotRunner, asyncio.Task[RunResult]]:
+    """A runner with one slot, held by a run still going ("holder")."""
     settings = Settings(max_concurrent_runs=1)
     sandboxes = FakeSandboxes(settings)
     runner = OneShotRunner(sandboxes, settings)
     holder = asyncio.create_task(runner.run(spec(BRIEF, "holder")))
     await until(lambda: len(sandboxes.drivers) == 1)
+    return sandboxes, runner, holder
+
+
+async def test_the_spec_is_loaded_only_once_the_slot_is_held() -> None:
+    sandboxes, runner, holder = await one_slot_held()
     calls: list[str] = []
     queued = asyncio.create_task(runner.run_when_started(loader(spec(ECHO, "queued"), calls)))
     await settle()
@@ -263,11 +269,7 @@ async def test_a_run_whose_sandbox_cannot_start_frees_its_slot() -> None:
 
 
 async def test_an_execution_cancelled_while_it_waits_loses_no_slot() -> None:
-    settings = Settings(max_concurrent_runs=1)
-    sandboxes = FakeSandboxes(settings)
-    runner = OneShotRunner(sandboxes, settings)
-    holder = asyncio.create_task(runner.run(spec(BRIEF, "holder")))
-    await until(lambda: len(sandboxes.drivers) == 1)
+    sandboxes, runner, holder = await one_slot_held()
     calls: list[str] = []
     given_up = [
         asyncio.create_task(runner.run_when_started(loader(spec(ECHO, "never"), calls)))
