@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
-from codebeaker.api import ErrorData, WireModel
+from codebeaker.api import ErrorData, Problem, WireModel
 from codebeaker.api.wire import dumps, field_errors
 from codebeaker.errors import describe, problem_for
 from codebeaker.exceptions import (
@@ -61,6 +61,10 @@ def problem_response(exc: BaseException) -> JSONResponse:
         headers["Retry-After"] = str(max(1, round(body.retry_after)))
     if described.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="codebeaker"'
+    return _problem_json(body, headers)
+
+
+def _problem_json(body: Problem, headers: dict[str, str]) -> JSONResponse:
     return WireJSONResponse(
         body.to_wire(), status_code=body.status, headers=headers, media_type=PROBLEM_JSON
     )
@@ -74,9 +78,7 @@ async def http_problem(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:  # Starlette names only the first route that matched the path
         headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
-    return WireJSONResponse(
-        body.to_wire(), status_code=exc.status_code, headers=headers, media_type=PROBLEM_JSON
-    )
+    return _problem_json(body, headers)
 
 
 def _allowed_methods(request: Request) -> set[str]:
