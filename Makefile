@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install engine images run test check lint bench clean
+.PHONY: install engine images browser run test check lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || { scripts/ensure-python.sh $(PYTHON) && $(PYTHON) -m venv $(VENV); }
@@ -18,7 +18,11 @@ engine:
 images: $(STAMP) engine
 	$(BIN)/codebeaker images build
 
-install: $(STAMP) engine images
+# Debian's chromium, for the playground's browser test (tests/integration/test_playground.py).
+browser:
+	scripts/ensure-browser.sh
+
+install: $(STAMP) engine images browser
 
 run: install
 	$(BIN)/codebeaker serve --host 127.0.0.1 --port 5000

@@ -9,8 +9,13 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.routing import WebSocketRoute
 
-from codebeaker import __version__
+from codebeaker import __version__, playground
+from codebeaker.api.live import ErrorMessage
+from codebeaker.api.wire import dumps
 from codebeaker.auth import ApiKeyMiddleware
+from codebeaker.errors import error_text
+from codebeaker.exceptions import UnauthorizedError
+from codebeaker.live import pending_run_socket, terminal_socket
 from codebeaker.rest.openapi import install_openapi
 from codebeaker.rest.problems import http_problem, problem_response
 from codebeaker.rest.routes import router
@@ -20,8 +25,19 @@ from codebeaker.transport import jsonrpc_socket, refusal_frame
 
 __all__ = ["create_app"]
 
-OPEN_PATHS = frozenset({"/health", "/openapi.json"})
-"""Reachable without the API key: a load balancer's probe and the public description."""
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/", "/api/v1/languages"})
+"""Reachable without the API key: a load balancer's probe, the public description, and
+what the playground page needs before it can ask for a key."""
+OPEN_PREFIXES = ("/playground/",)
+"""The playground's scripts and styles."""
+JSONRPC_PATH = "/ws/jsonrpc"
+
+
+def socket_refusal(exc: UnauthorizedError, path: str) -> str:
+    """A refused socket hears its own protocol: JSON-RPC, or the interactive doors' error."""
+    if path == JSONRPC_PATH:
+        return refusal_frame(exc)
+    return dumps(ErrorMessage(data=error_text(exc)).to_wire())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,14 +62,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         exception_handlers={HTTPException: http_problem},
         redirect_slashes=False,  # a trailing slash is a 404 problem, not a redirect
-        routes=[*router.routes, WebSocketRoute("/ws/jsonrpc", jsonrpc_socket)],
+        routes=[
+            *router.routes,
+            WebSocketRoute(JSONRPC_PATH, jsonrpc_socket),
+            WebSocketRoute("/ws", terminal_socket),
+            WebSocketRoute("/ws/session/{sessionId}", pending_run_socket),
+            *playground.routes(),
+        ],
     )
     app.add_middleware(
         ApiKeyMiddleware,
         api_key=settings.api_key,
         refuse_http=problem_response,
-        refuse_socket=refusal_frame,
+        refuse_socket=socket_refusal,
         open_paths=OPEN_PATHS,
+        open_prefixes=OPEN_PREFIXES,
     )
     install_openapi(app)
     app.state.service = service

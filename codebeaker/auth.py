@@ -25,8 +25,8 @@ REFUSED = UnauthorizedError("missing or wrong API key")
 
 HttpRefusal = Callable[[UnauthorizedError], ASGIApp]
 """The response an HTTP client gets (an ASGI app, e.g. a Starlette ``Response``)."""
-SocketRefusal = Callable[[UnauthorizedError], str]
-"""The text frame a WebSocket client gets before the close."""
+SocketRefusal = Callable[[UnauthorizedError, str], str]
+"""The text frame a WebSocket client gets before the close, given the socket's path."""
 
 
 def offered_key(scope: Scope) -> str:
@@ -48,6 +48,7 @@ class ApiKeyMiddleware:
         refuse_http: HttpRefusal,
         refuse_socket: SocketRefusal,
         open_paths: frozenset[str] = frozenset(),
+        open_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         # Digests of equal length: compare_digest's time then says nothing about the key.
@@ -55,9 +56,13 @@ class ApiKeyMiddleware:
         self._refuse_http = refuse_http
         self._refuse_socket = refuse_socket
         self._open_paths = open_paths
+        self._open_prefixes = open_prefixes
 
     def _allowed(self, scope: Scope) -> bool:
-        if self._digest is None or scope["path"] in self._open_paths:
+        path: str = scope["path"]
+        if self._digest is None or path in self._open_paths:
+            return True
+        if scope["type"] == "http" and path.startswith(self._open_prefixes):
             return True
         offered = hashlib.sha256(offered_key(scope).encode("utf-8", "surrogatepass")).digest()
         return secrets.compare_digest(offered, self._digest)
@@ -70,5 +75,6 @@ class ApiKeyMiddleware:
         else:
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
-            await send({"type": "websocket.send", "text": self._refuse_socket(REFUSED)})
+            text = self._refuse_socket(REFUSED, scope["path"])
+            await send({"type": "websocket.send", "text": text})
             await send({"type": "websocket.close", "code": POLICY_VIOLATION})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
 
@@ -29,13 +30,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Server(uvicorn.Server):
+    """uvicorn closes every socket as its shutdown begins; interactive programs first get
+    their grace period (seed 004), with the listening sockets already closed."""
+
+    def __init__(self, config: uvicorn.Config, before: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(config)
+        self._before = before
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        await self._before()
+        await super().shutdown(sockets)
+
+
 def _serve(host: str | None, port: int | None) -> None:
     from codebeaker.app import create_app
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=host or settings.host,
         port=settings.port if port is None else port,
         log_config=None,
@@ -45,6 +62,7 @@ def _serve(host: str | None, port: int | None) -> None:
         ws_ping_timeout=20,
         timeout_graceful_shutdown=10,
     )
+    _Server(config, before=app.state.service.stop_runs).run()
 
 
 def _build_images(languages: Sequence[str], force: bool) -> int:

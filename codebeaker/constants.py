@@ -7,7 +7,7 @@ LABEL_MANAGED: Final = "codebeaker.managed"
 LABEL_INSTANCE: Final = "codebeaker.instance"  # two servers on one engine never reap each other
 LABEL_SESSION: Final = "codebeaker.session"
 LABEL_LANGUAGE: Final = "codebeaker.language"
-LABEL_KIND: Final = "codebeaker.kind"  # "session", "run" or "pool" (taken by either later)
+LABEL_KIND: Final = "codebeaker.kind"  # "session", "run", "interactive" or "pool"
 LABEL_IMAGE_HASH: Final = "codebeaker.image-hash"  # rebuild an image when its inputs change
 
 # Inside the container. The user and the keep-alive differ so user code cannot signal PID 1's child.

@@ -25,9 +25,12 @@ from codebeaker.exceptions import (
     LimitExceededError,
     MalformedRequestError,
     PayloadTooLargeError,
+    ProgramExitedError,
+    RunNotFoundError,
     SandboxUnavailableError,
     SessionNotFoundError,
     SessionTerminatedError,
+    ShuttingDownError,
     UnauthorizedError,
     UnsupportedLanguageError,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "PARSE_ERROR",
     "Described",
     "describe",
+    "error_text",
     "problem_for",
     "rpc_error",
 ]
@@ -61,6 +65,9 @@ KINDS: tuple[tuple[type[CodeBeakerError], int, int, str], ...] = (
     (InputClosedError, -32007, 409, "input_closed"),
     (ExecutionNotFoundError, -32008, 404, "execution_not_found"),
     (ExecutionFinishedError, -32009, 409, "execution_finished"),
+    (ProgramExitedError, -32007, 409, "input_closed"),
+    (RunNotFoundError, -32010, 404, "run_not_found"),
+    (ShuttingDownError, -32011, 503, "shutting_down"),
 )
 
 PATH_KIND = "path_outside_workspace"
@@ -127,6 +134,22 @@ def describe(exc: BaseException) -> Described:
     logger.opt(exception=exc).error("internal error {}: {!r}", error_id, exc)
     data = ErrorData(kind="internal_error", error_id=error_id)
     return Described(INTERNAL_ERROR, 500, "Internal error", data)
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for doors whose errors are plain text (the interactive-run messages):
+    ``"<kind>: <message>"``, each bad field named with what is wrong with it."""
+    described = describe(exc)
+    kind, message = described.data.kind, described.message
+    if described.data.errors:
+        message = "; ".join(
+            f"{'.'.join(str(part) for part in error.loc) or 'message'}: "
+            f"{error.msg.removeprefix('Value error, ')}"
+            for error in described.data.errors
+        )
+    elif described.data.supported:
+        message = f"{message}; supported: {', '.join(described.data.supported)}"
+    return f"{kind}: {message}"
 
 
 def rpc_error(exc: BaseException) -> RpcError:

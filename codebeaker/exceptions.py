@@ -40,10 +40,13 @@ __all__ = [
     "LimitExceededError",
     "MalformedRequestError",
     "PayloadTooLargeError",
+    "ProgramExitedError",
+    "RunNotFoundError",
     "SandboxError",
     "SandboxUnavailableError",
     "SessionNotFoundError",
     "SessionTerminatedError",
+    "ShuttingDownError",
     "UnauthorizedError",
     "UnsupportedLanguageError",
 ]
@@ -140,6 +143,31 @@ class InputClosedError(CodeBeakerError):
             " or its stdin was closed with eof"
         )
         self.session_id = session_id
+
+
+class ProgramExitedError(CodeBeakerError):
+    """Input for an interactive run whose program has ended, or whose stdin was closed."""
+
+    def __init__(self) -> None:
+        super().__init__("the program has exited or its input was closed")
+
+
+class RunNotFoundError(CodeBeakerError, KeyError):
+    """A ``POST /session`` id that is unknown, already used, or expired."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no pending run {run_id!r}: unknown, already used, or expired")
+        self.run_id = run_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ShuttingDownError(CodeBeakerError):
+    """The server is stopping: it takes no new runs."""
+
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down; try again shortly")
 
 
 class CommandFailedError(CodeBeakerError):

@@ -8,6 +8,7 @@ Nothing in this module knows of frames, routes or status codes.
 from __future__ import annotations
 
 import base64
+import shlex
 
 from loguru import logger
 
@@ -23,6 +24,8 @@ from codebeaker.api import (
     Health,
     InputRequest,
     InputResult,
+    LanguageInfo,
+    LanguageList,
     RunRequest,
     RunResult,
     SessionConfig,
@@ -31,13 +34,25 @@ from codebeaker.api import (
     SessionSummary,
 )
 from codebeaker.api.commands import ReadFile, ReadFileResult, WriteFile, WriteFileResult
+from codebeaker.api.live import CodeMessage, PendingRunCreated, PendingRunRequest
 from codebeaker.api.wire import parse
-from codebeaker.exceptions import CommandFailedError, SandboxError
+from codebeaker.exceptions import CommandFailedError, InvalidParamsError, SandboxError
 from codebeaker.executions import ExecutionQueue, ExecutionStore
 from codebeaker.runtimes import RUNTIMES, RuntimeRegistry
 from codebeaker.sandbox.docker import DockerBackend
 from codebeaker.sandbox.driver import OutputSink
-from codebeaker.sessions import OneShotRunner, Reaper, RunSpec, SandboxFactory, SessionManager
+from codebeaker.sessions import (
+    InteractiveRun,
+    InteractiveRunner,
+    LiveSpec,
+    OneShotRunner,
+    PendingRuns,
+    Reaper,
+    RunListener,
+    RunSpec,
+    SandboxFactory,
+    SessionManager,
+)
 from codebeaker.settings import Settings
 
 __all__ = ["SandboxService"]
@@ -62,8 +77,13 @@ class SandboxService:
         self._executions = ExecutionQueue(
             ExecutionStore(settings.database_path), self._runner, settings, self._spec
         )
+        self._interactive = InteractiveRunner(self._sandboxes, settings)
+        self._pending = PendingRuns(settings)
         self._reaper = Reaper(
-            settings.cleanup_interval_seconds, self._sessions.reap, self._executions.prune
+            settings.cleanup_interval_seconds,
+            self._sessions.reap,
+            self._executions.prune,
+            self._pending.prune,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -78,9 +98,15 @@ class SandboxService:
         self._reaper.start()
         logger.info("CodeBeaker serving instance {!r}", self.settings.instance)
 
+    async def stop_runs(self) -> None:
+        """The first step of a shutdown, before the doors close their sockets: no new
+        interactive runs; running ones get ``shutdown_grace_seconds`` to finish."""
+        await self._interactive.shutdown(self.settings.shutdown_grace_seconds)
+
     async def close(self) -> None:
         self._reaper.shutdown()
         try:
+            await self.stop_runs()
             await self._executions.close()
             await self._sandboxes.pool.close()
             await self._sessions.close_all()
@@ -107,6 +133,20 @@ class SandboxService:
             sessions=len(self._sessions),
             pool=self._sandboxes.pool.readiness(),
             version=__version__,
+        )
+
+    def languages(self) -> LanguageList:
+        return LanguageList(
+            languages=[
+                LanguageInfo(
+                    name=runtime.name,
+                    aliases=list(runtime.aliases),
+                    compiled=runtime.compile is not None,
+                    source_file=runtime.source_file,
+                    sample=runtime.sample,
+                )
+                for runtime in sorted(self.runtimes, key=lambda runtime: runtime.name)
+            ]
         )
 
     # ------------------------------------------------------------------ sessions
@@ -211,3 +251,54 @@ class SandboxService:
 
     async def cancel_execution(self, execution_id: str) -> ExecutionRecord:
         return await self._executions.cancel(execution_id)
+
+    # ------------------------------------------------------------------ interactive runs
+
+    def start_run(self, request: CodeMessage | LiveSpec, listener: RunListener) -> InteractiveRun:
+        """Begin an interactive run (framing A's ``code`` message, or a claimed pending
+        run); what it prints goes to ``listener``, its end comes from ``wait()``."""
+        spec = request if isinstance(request, LiveSpec) else self._live_spec(request)
+        return self._interactive.start(spec, listener)
+
+    def create_pending_run(self, request: PendingRunRequest) -> PendingRunCreated:
+        """Framing B: validate now, run when a socket claims the id."""
+        runtime = self.runtimes.get(request.language)
+        spec = LiveSpec(
+            runtime=runtime,
+            source=request.code,
+            filename=runtime.source_file,
+            compile=runtime.compile,
+            command=runtime.run,
+            stdin=(request.stdin or "").encode("utf-8", errors="surrogatepass"),
+        )
+        return PendingRunCreated(session_id=self._pending.add(spec))
+
+    def claim_pending_run(self, run_id: str) -> LiveSpec:
+        return self._pending.claim(run_id)
+
+    def _live_spec(self, message: CodeMessage) -> LiveSpec:
+        runtime = self.runtimes.get(message.language)
+        if message.filename is not None:
+            runtime = runtime.with_source(message.filename)
+        compile_argv = runtime.compile
+        if message.compile_cmd is not None:
+            compile_argv = _words(message.compile_cmd, "compile_cmd")
+        command = runtime.run if message.command is None else _words(message.command, "command")
+        return LiveSpec(
+            runtime=runtime,
+            source=message.source,
+            filename=runtime.source_file,
+            compile=compile_argv,
+            command=command,
+        )
+
+
+def _words(line: str, field: str) -> tuple[str, ...]:
+    """Split as a POSIX shell splits words; no shell ever runs the result."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise InvalidParamsError.single([field], f"cannot be split into words: {exc}") from None
+    if not words:
+        raise InvalidParamsError.single([field], "names no program")
+    return tuple(words)

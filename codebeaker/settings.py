@@ -81,6 +81,29 @@ class Settings(BaseSettings):
     run_queue_size: int = Field(32, ge=0)
     """Runs waiting for a slot beyond this are refused with ``limit_exceeded``."""
 
+    # Interactive runs (RUN.md: /ws, POST /session + /ws/session/{id}, the playground)
+    max_interactive_runs: int = Field(8, ge=1)
+    """Interactive programs running at once, each in its own fresh sandbox."""
+    interactive_queue_size: int = Field(16, ge=0)
+    """Interactive runs waiting for one of those; past it a run is refused with an error."""
+    interactive_timeout_seconds: float = Field(300, gt=0)
+    """Wall-clock limit of one interactive program (its compile step has its own)."""
+    interactive_idle_seconds: float = Field(120, gt=0)
+    """A run with neither input nor output for this long ends as a timeout."""
+    max_source_bytes: int = Field(MIB, ge=1024)
+    """Largest program source of one interactive run."""
+    max_input_bytes: int = Field(64 * 1024, ge=16)
+    """Largest single ``input`` message."""
+    run_input_limit_bytes: int = Field(MIB, ge=1024)
+    """Input one run may be sent in all: a program that never reads cannot make us hold more."""
+    pending_run_seconds: float = Field(60, gt=0)
+    """A ``POST /session`` run nobody connects to within this is dropped."""
+    max_pending_runs: int = Field(256, ge=1)
+    socket_idle_seconds: float = Field(600, gt=0)
+    """A ``/ws`` connection that sends nothing for this long is closed."""
+    shutdown_grace_seconds: float = Field(10, ge=0)
+    """On shutdown, how long running interactive programs may still finish."""
+
     # Asynchronous executions (REST)
     data_dir: Path = Path.home() / ".local" / "share" / "codebeaker"
     """Where the execution records live: ``<data_dir>/<instance>.sqlite3``."""

@@ -13,6 +13,8 @@ __all__ = [
     "CompileResult",
     "Health",
     "InputResult",
+    "LanguageInfo",
+    "LanguageList",
     "PoolReadiness",
     "RunResult",
     "SessionConfig",
@@ -110,3 +112,20 @@ class Health(WireModel):
     sessions: int
     pool: dict[str, PoolReadiness]
     version: str
+
+
+class LanguageInfo(WireModel):
+    """One language of the registry, with what a playground needs to offer it."""
+
+    name: str
+    aliases: list[str]
+    compiled: bool
+    source_file: str
+    sample: str
+    """A short program that reads a line and answers it."""
+
+
+class LanguageList(WireModel):
+    """``GET /api/v1/languages``."""
+
+    languages: list[LanguageInfo]

@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
 from codebeaker.api import COMMAND, CreateSessionRequest, Problem, RunRequest
+from codebeaker.api.live import PendingRunRequest
 
 __all__ = ["BINARY", "body_of", "install_openapi", "problems"]
 
@@ -22,6 +23,7 @@ BODIES: dict[str, TypeAdapter[Any]] = {
     "CreateSessionRequest": TypeAdapter(CreateSessionRequest),
     "RunRequest": TypeAdapter(RunRequest),
     "Command": COMMAND,
+    "PendingRunRequest": TypeAdapter(PendingRunRequest),
 }
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer"},

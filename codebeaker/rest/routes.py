@@ -22,6 +22,7 @@ from codebeaker.api import (
     ExecutionRecord,
     ExecutionStatus,
     Health,
+    LanguageList,
     RunRequest,
     RunResult,
     SessionInfo,
@@ -29,6 +30,7 @@ from codebeaker.api import (
     SessionSummary,
 )
 from codebeaker.api.commands import WriteFileResult
+from codebeaker.api.live import PendingRunCreated, PendingRunRequest
 from codebeaker.api.wire import parse
 from codebeaker.rest.openapi import BINARY, body_of, problems
 from codebeaker.rest.problems import ProblemRoute, read_body, read_json, wire_response
@@ -66,6 +68,12 @@ Service = Annotated[SandboxService, Depends(_service)]
 async def health(service: Service) -> Response:
     report = await service.health()
     return wire_response(report, 200 if report.status == "ok" else 503)
+
+
+@router.get("/api/v1/languages", response_model=LanguageList, responses=problems(500))
+async def languages(service: Service) -> Response:
+    """The registry: names, aliases, and a sample program each (the playground's picker)."""
+    return wire_response(service.languages())
 
 
 # ---------------------------------------------------------------------------- one-shot runs
@@ -228,3 +236,19 @@ async def download(session_id: SessionId, path: FilePath, service: Service) -> R
 )
 async def close_session(session_id: SessionId, service: Service) -> Response:
     return wire_response(await service.close_session(session_id))
+
+
+# ------------------------------------------------------------------ interactive runs (seed 004)
+
+
+@router.post(
+    "/session",
+    status_code=201,
+    response_model=PendingRunCreated,
+    openapi_extra=body_of("PendingRunRequest"),
+    responses=problems(400, 401, 413, 422, 429, 500),
+)
+async def create_pending_run(request: Request, service: Service) -> Response:
+    """Framing B (RUN.md): the run starts when ``/ws/session/{sessionId}`` connects."""
+    created = service.create_pending_run(await _body(request, service, PendingRunRequest))
+    return wire_response(created, 201)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from codebeaker.exceptions import UnsupportedLanguageError
 
@@ -20,9 +20,27 @@ class Runtime:
     source_file: str
     """File ``execution.run`` writes the code to, inside ``/workspace``."""
     run: tuple[str, ...]
+    sample: str = ""
+    """A short program for a playground: asks for a name on stdin (the prompt flushed, no
+    newline), reads a line and greets it. Written to ``source_file``, it compiles and runs;
+    every registered language has one (empty only for test doubles)."""
     compile: tuple[str, ...] | None = None
     """Compile argv, for compiled languages; the program runs only when it exits 0."""
     env: dict[str, str] = field(default_factory=dict)
+
+    def with_source(self, filename: str) -> Runtime:
+        """A copy that writes the code to ``filename``: every argv element equal to the old
+        ``source_file`` names the new one instead."""
+
+        def renamed(argv: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(filename if arg == self.source_file else arg for arg in argv)
+
+        return replace(
+            self,
+            source_file=filename,
+            run=renamed(self.run),
+            compile=None if self.compile is None else renamed(self.compile),
+        )
 
 
 class RuntimeRegistry:
@@ -55,6 +73,95 @@ class RuntimeRegistry:
         return len(self._by_name)
 
 
+JAVA_HELPER = "/opt/codebeaker/java/cbjava.py"
+"""Baked into the java image (docker/runtimes/java): compiles a file whose public class has
+another name, and runs the class that declares ``main``."""
+
+PYTHON_SAMPLE = """\
+name = input("What is your name? ")
+print(f"Hello, {name}!")
+"""
+JAVASCRIPT_SAMPLE = """\
+const readline = require("node:readline");
+
+const rl = readline.createInterface({ input: process.stdin });
+process.stdout.write("What is your name? ");
+rl.once("line", (name) => {
+  console.log(`Hello, ${name}!`);
+  rl.close();
+  process.stdin.destroy();
+});
+"""
+GO_SAMPLE = """\
+package main
+
+import (
+\t"bufio"
+\t"fmt"
+\t"os"
+\t"strings"
+)
+
+func main() {
+\tfmt.Print("What is your name? ")
+\tname, _ := bufio.NewReader(os.Stdin).ReadString('\\n')
+\tfmt.Printf("Hello, %s!\\n", strings.TrimSpace(name))
+}
+"""
+CSHARP_SAMPLE = """\
+using System;
+
+public class Program
+{
+    public static void Main()
+    {
+        Console.Write("What is your name? ");
+        string name = Console.ReadLine();
+        Console.WriteLine($"Hello, {name}!");
+    }
+}
+"""
+C_SAMPLE = """\
+#include <stdio.h>
+#include <string.h>
+
+int main(void) {
+    char name[100] = "";
+    printf("What is your name? ");
+    fflush(stdout);
+    if (fgets(name, sizeof name, stdin) != NULL)
+        name[strcspn(name, "\\n")] = '\\0';
+    printf("Hello, %s!\\n", name);
+    return 0;
+}
+"""
+CPP_SAMPLE = """\
+#include <iostream>
+#include <string>
+
+int main() {
+    std::cout << "What is your name? " << std::flush;
+    std::string name;
+    std::getline(std::cin, name);
+    std::cout << "Hello, " << name << "!\\n";
+}
+"""
+JAVA_SAMPLE = """\
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+
+public class Main {
+    public static void main(String[] args) throws IOException {
+        System.out.print("What is your name? ");
+        System.out.flush();
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        String name = in.readLine();
+        System.out.println("Hello, " + name + "!");
+    }
+}
+"""
+
 RUNTIMES = RuntimeRegistry(
     [
         Runtime(
@@ -62,12 +169,14 @@ RUNTIMES = RuntimeRegistry(
             aliases=("py", "python3"),
             source_file="main.py",
             run=("python3", "-u", "main.py"),
+            sample=PYTHON_SAMPLE,
         ),
         Runtime(
             name="javascript",
             aliases=("js", "node", "nodejs"),
             source_file="main.js",
             run=("node", "main.js"),
+            sample=JAVASCRIPT_SAMPLE,
         ),
         Runtime(
             name="go",
@@ -75,6 +184,7 @@ RUNTIMES = RuntimeRegistry(
             source_file="main.go",
             compile=("go", "build", "-o", "main", "main.go"),
             run=("./main",),
+            sample=GO_SAMPLE,
         ),
         Runtime(
             name="csharp",
@@ -82,6 +192,32 @@ RUNTIMES = RuntimeRegistry(
             source_file="Program.cs",
             compile=("mcs", "-out:main.exe", "Program.cs"),
             run=("mono", "main.exe"),
+            sample=CSHARP_SAMPLE,
+        ),
+        Runtime(
+            name="c",
+            aliases=("gcc",),
+            source_file="main.c",
+            compile=("gcc", "-O2", "-pipe", "-Wall", "-o", "main", "main.c", "-lm"),
+            run=("./main",),
+            sample=C_SAMPLE,
+        ),
+        Runtime(
+            name="cpp",
+            aliases=("c++", "cxx", "g++"),
+            source_file="main.cpp",
+            # C++20: the newest standard Debian's g++ 12 implements (bar modules)
+            compile=("g++", "-std=c++20", "-O2", "-pipe", "-Wall", "-o", "main", "main.cpp"),
+            run=("./main",),
+            sample=CPP_SAMPLE,
+        ),
+        Runtime(
+            name="java",
+            aliases=("jdk", "openjdk"),
+            source_file="Main.java",
+            compile=(JAVA_HELPER, "compile", "Main.java"),
+            run=(JAVA_HELPER, "run"),
+            sample=JAVA_SAMPLE,
         ),
     ]
 )

@@ -9,7 +9,6 @@ container before the cancellation completes.
 from __future__ import annotations
 
 import asyncio
-import base64
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -21,13 +20,13 @@ from codebeaker.constants import WORKSPACE
 from codebeaker.exceptions import LimitExceededError
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, ProcessRequest
+from codebeaker.sessions.programs import compile_program, write_source
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.sessions.slots import RunSlots
 from codebeaker.settings import Settings
 
 __all__ = ["OneShotRunner", "RunSpec"]
 
-MIN_COMPILE_SECONDS = 60.0  # a cold Go or Mono compile is slower than most programs it builds
 RUN_RETRY_SECONDS = 1.0  # what a refused run is told to wait: a slot frees up about that fast
 
 
@@ -112,42 +111,25 @@ class OneShotRunner:
         return result.model_copy(update={"duration_ms": duration_ms})
 
     async def _compile_and_run(self, driver: Driver, spec: RunSpec) -> RunResult:
-        runtime, limit = spec.runtime, self._settings.output_limit_bytes
-        await driver.file_op(
-            "write",
-            path=f"{WORKSPACE}/{runtime.source_file}",
-            content=base64.b64encode(spec.code.encode("utf-8", errors="surrogatepass")).decode(),
-            mode="Create",
-        )
+        runtime, settings = spec.runtime, self._settings
+        await write_source(driver, runtime.source_file, spec.code)
         compiled: CompileResult | None = None
         if runtime.compile is not None:
-            compile_timeout = min(
-                max(spec.timeout_seconds, MIN_COMPILE_SECONDS),
-                self._settings.max_command_timeout_seconds,
-            )
-            began = time.perf_counter()
-            process = await driver.run(
-                ProcessRequest(runtime.compile, WORKSPACE, compile_timeout, limit)
-            )
-            output = shell_result(process)
-            compiled = CompileResult(
-                stdout=output.stdout,
-                stderr=output.stderr,
-                exit_code=output.exit_code,
-                duration_ms=round((time.perf_counter() - began) * 1000),
-            )
-            if process.exit_code != 0:
+            timeout = spec.timeout_seconds
+            compiled = await compile_program(driver, runtime.compile, timeout, settings)
+            if compiled.exit_code != 0:
                 return RunResult(
                     stdout="",
                     stderr="",
-                    exit_code=process.exit_code,
+                    exit_code=compiled.exit_code,
                     timed_out=False,
                     truncated=False,
                     duration_ms=0,
                     compile=compiled,
                 )
         stdin = spec.stdin.encode("utf-8", errors="surrogatepass") if spec.stdin else None
-        process = await driver.run(
-            ProcessRequest(runtime.run, WORKSPACE, spec.timeout_seconds, limit, stdin=stdin)
+        request = ProcessRequest(
+            runtime.run, WORKSPACE, spec.timeout_seconds, settings.output_limit_bytes, stdin=stdin
         )
+        process = await driver.run(request)
         return RunResult(**shell_result(process).model_dump(), duration_ms=0, compile=compiled)

@@ -32,7 +32,7 @@ from codebeaker.constants import AGENT_PATH, GUEST_PATH, LABEL_INSTANCE, LABEL_K
 
 from .client import ALL_FRAMES, RpcClient
 
-LANGUAGES = ("python", "javascript", "go", "csharp")
+LANGUAGES = ("python", "javascript", "go", "csharp", "c", "cpp", "java")
 IMAGE_PREFIX = os.environ.get("CODEBEAKER_IMAGE_PREFIX", "codebeaker")
 """The servers under test use the same prefix (the setting's default unless overridden)."""
 IMAGES = tuple(f"{IMAGE_PREFIX}/{language}:latest" for language in LANGUAGES)

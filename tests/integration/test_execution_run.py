@@ -8,6 +8,8 @@ from typing import Any
 import aiodocker
 import pytest
 
+from codebeaker.runtimes import RUNTIMES
+
 from .client import RpcClient
 from .conftest import MIB, ServerProcess, run_containers, wait_until
 from .test_sessions import assert_invalid_params
@@ -39,6 +41,118 @@ public class Program
     }
 }
 """
+C_HELLO = """#include <stdio.h>
+#include <math.h>
+
+int main(void) {
+    printf("hello from c %d\\n", (int)sqrt(1764.0));
+    return 0;
+}
+"""
+C_ECHO = """#include <stdio.h>
+
+int main(void) {
+    char line[256];
+    while (fgets(line, sizeof line, stdin) != NULL)
+        printf("echo: %s", line);
+    fprintf(stderr, "done\\n");
+    return 3;
+}
+"""
+C_BROKEN = """int main(void) {
+    return undefined_symbol;
+}
+"""
+CPP_HELLO = """#include <iostream>
+#include <vector>
+#include <numeric>
+
+int main() {
+    std::vector<int> v{20, 22};
+    auto sum = std::accumulate(v.begin(), v.end(), 0);
+    std::cout << "hello from c++ " << sum << std::endl;
+}
+"""
+CPP_ECHO = """#include <iostream>
+#include <string>
+
+int main() {
+    for (std::string line; std::getline(std::cin, line);)
+        std::cout << "echo: " << line << "\\n";
+    std::cerr << "done\\n";
+    return 3;
+}
+"""
+CPP_BROKEN = """#include <string>
+
+int main() {
+    std::string s = 42;
+}
+"""
+JAVA_HELLO = """public class Main {
+    public static void main(String[] args) {
+        System.out.println("hello from java " + (6 * 7));
+    }
+}
+"""
+JAVA_ECHO = """import java.io.BufferedReader;
+import java.io.InputStreamReader;
+
+public class Main {
+    public static void main(String[] args) throws Exception {
+        var in = new BufferedReader(new InputStreamReader(System.in));
+        for (String line; (line = in.readLine()) != null;) {
+            System.out.println("echo: " + line);
+        }
+        System.err.println("done");
+        System.exit(3);
+    }
+}
+"""
+JAVA_BROKEN = """public class Main {
+    public static void main(String[] args) {
+        undefinedMethod();
+    }
+}
+"""
+JAVA_GREETER = """import java.util.List;
+
+/** The public class is not named after the file (Main.java). */
+public class Greeter {
+    record Greeting(String who) {}
+
+    public static void main(String[] args) {
+        for (var greeting : List.of(new Greeting("world"))) {
+            System.out.println("hello, " + greeting.who() + " from " + Greeter.class.getName());
+        }
+    }
+}
+
+class Helper {
+    static void main() {}
+}
+"""
+JAVA_BIG_ARRAY = """public class Main {
+    public static void main(String[] args) {
+        byte[] block = new byte[100 * 1024 * 1024];
+        java.util.Arrays.fill(block, (byte) 7);
+        long sum = 0;
+        for (byte b : block) sum += b;
+        System.out.println(sum + " " + Runtime.getRuntime().maxMemory() / (1024 * 1024));
+    }
+}
+"""
+HELLO = {
+    "c": (C_HELLO, "hello from c 42\n"),
+    "cpp": (CPP_HELLO, "hello from c++ 42\n"),
+    "java": (JAVA_HELLO, "hello from java 42\n"),
+}
+ECHO = {"c": C_ECHO, "cpp": CPP_ECHO, "java": JAVA_ECHO}
+BROKEN = {
+    "c": (C_BROKEN, "undefined_symbol"),
+    "cpp": (CPP_BROKEN, "conversion from"),
+    "java": (JAVA_BROKEN, "undefinedMethod"),
+}
 
 
 async def run(rpc: RpcClient, params: dict[str, Any], timeout: float = 170) -> dict[str, Any]:
@@ -191,3 +305,84 @@ async def test_unknown_language(rpc: RpcClient) -> None:
 async def test_bad_params(rpc: RpcClient, params: dict[str, Any], names: tuple[str, ...]) -> None:
     error = await rpc.error("execution.run", params)
     assert_invalid_params(error, *names)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("language", ["c", "c++", "java"])
+async def test_c_family_and_java_hello(rpc: RpcClient, language: str) -> None:
+    name = RUNTIMES.get(language).name
+    code, expected = HELLO[name]
+    result = await run(rpc, {"language": language, "code": code})
+    assert set(result["compile"]) >= COMPILE_FIELDS, result
+    assert result["compile"]["exitCode"] == 0, result["compile"]
+    assert result["stdout"] == expected, result
+    assert result["stderr"] == "", result
+    assert result["exitCode"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("language", ["c", "cpp", "java"])
+async def test_c_family_and_java_stdin(rpc: RpcClient, language: str) -> None:
+    result = await run(rpc, {"language": language, "code": ECHO[language], "stdin": "one\ntwo ✓\n"})
+    assert result["compile"]["exitCode"] == 0, result["compile"]
+    assert result["stdout"] == "echo: one\necho: two ✓\n", result
+    assert result["stderr"] == "done\n", result
+    assert result["exitCode"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("language", ["c", "cpp", "java"])
+async def test_c_family_and_java_compile_error_does_not_run(rpc: RpcClient, language: str) -> None:
+    code, message = BROKEN[language]
+    result = await run(rpc, {"language": language, "code": code})
+    compiled = result["compile"]
+    assert compiled["exitCode"] != 0, result
+    assert message in compiled["stdout"] + compiled["stderr"], compiled
+    assert result["exitCode"] == compiled["exitCode"]
+    assert result["stdout"] == ""
+    assert result["timedOut"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_java_compile_error_names_the_submitted_file(rpc: RpcClient) -> None:
+    code = JAVA_BROKEN.replace("public class Main", "public class Greeter")
+    result = await run(rpc, {"language": "java", "code": code})
+    assert result["compile"]["exitCode"] == 1, result
+    assert "Main.java:3: error: cannot find symbol" in result["compile"]["stderr"], result
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_java_public_class_not_named_after_the_file(rpc: RpcClient) -> None:
+    result = await run(rpc, {"language": "java", "code": JAVA_GREETER})
+    assert result["compile"]["exitCode"] == 0, result["compile"]
+    assert result["compile"]["stderr"] == "", result["compile"]
+    assert result["stdout"] == "hello, world from Greeter\n", result
+    assert result["stderr"] == "", result
+    assert result["exitCode"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_java_fits_the_default_memory_limit(rpc: RpcClient) -> None:
+    result = await run(rpc, {"language": "java", "code": JAVA_BIG_ARRAY})
+    assert result["exitCode"] == 0, result
+    total, max_heap_mb = result["stdout"].split()
+    assert int(total) == 7 * 100 * MIB
+    assert 256 <= int(max_heap_mb) < 512, result  # most of the 512 MB, not the JVM's 25%
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("language", RUNTIMES.names())
+async def test_sample_programs_greet(rpc: RpcClient, language: str) -> None:
+    runtime = RUNTIMES.get(language)
+    result = await run(rpc, {"language": language, "code": runtime.sample, "stdin": "Ada\n"})
+    assert result.get("compile", {"exitCode": 0})["exitCode"] == 0, result["compile"]
+    assert result["stdout"] == "What is your name? Hello, Ada!\n", result
+    assert result["stderr"] == "", result
+    assert result["exitCode"] == 0

@@ -45,6 +45,9 @@ DOCUMENTED = {
     ("get", "/api/v1/sessions/{sessionId}/files/{path}"),
     ("delete", "/api/v1/sessions/{sessionId}"),
     ("get", "/health"),
+    # RUN.md framing B, and the language list the playground offers
+    ("post", "/session"),
+    ("get", "/api/v1/languages"),
 }
 SEED_003 = {
     ("post", "/api/execute"),

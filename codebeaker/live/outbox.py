@@ -1,0 +1,100 @@
+"""One socket's outgoing messages, in order, with output coalesced (seed 004's 40 ms ticker).
+
+Program output is buffered and sent at most every ``FLUSH_SECONDS``: an endless print loop
+becomes one frame per tick, not one per write. Output after a quiet spell goes at once, so
+the first byte is not held back. Any other message goes at once too, after the output that
+came before it. What waits here is bounded by the run's output cap and input cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from codebeaker.api.live import LiveMessage, OutputMessage, Stream
+from codebeaker.api.wire import dumps
+
+__all__ = ["FLUSH_SECONDS", "Outbox"]
+
+FLUSH_SECONDS = 0.04
+Send = Callable[[str], Awaitable[None]]
+
+
+class _Output:
+    def __init__(self, stream: Stream, data: bytes) -> None:
+        self.stream = stream
+        self.data = bytearray(data)
+
+
+class Outbox:
+    def __init__(self, send: Send, interval: float = FLUSH_SECONDS) -> None:
+        self._send = send
+        self._interval = interval
+        self._items: list[_Output | LiveMessage] = []
+        self._urgent = False
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._last = float("-inf")
+        # A multi-byte character split across two writes must not become two U+FFFDs.
+        self._decoders: dict[Stream, codecs.IncrementalDecoder] = {
+            "stdout": codecs.getincrementaldecoder("utf-8")(errors="replace"),
+            "stderr": codecs.getincrementaldecoder("utf-8")(errors="replace"),
+        }
+        self._pump = asyncio.create_task(self._run())
+
+    def output(self, stream: Stream, data: bytes) -> None:
+        last = self._items[-1] if self._items else None
+        if isinstance(last, _Output) and last.stream == stream:
+            last.data += data
+        else:
+            self._items.append(_Output(stream, data))
+        self._wake.set()
+
+    def message(self, message: LiveMessage) -> None:
+        self._items.append(message)
+        self._urgent = True
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Send everything still here, then stop."""
+        self._closing = True
+        self._wake.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            delay = self._last + self._interval - loop.time()
+            if delay > 0 and not (self._urgent or self._closing):
+                await asyncio.sleep(delay)
+            items, self._items, self._urgent = self._items, [], False
+            for item in items:
+                await self._deliver(item)
+            self._last = loop.time()
+            if self._closing and not self._items:
+                return
+
+    async def _deliver(self, item: _Output | LiveMessage) -> None:
+        if isinstance(item, _Output):
+            await self._text(item.stream, self._decoders[item.stream].decode(bytes(item.data)))
+            return
+        for stream, decoder in self._decoders.items():  # a dangling partial character
+            await self._text(stream, decoder.decode(b"", final=True))
+        await self._transmit(item)
+
+    async def _text(self, stream: Stream, text: str) -> None:
+        if text:
+            await self._transmit(OutputMessage(type=stream, data=text))
+
+    async def _transmit(self, message: LiveMessage) -> None:
+        try:
+            await self._send(dumps(message.to_wire()))
+        except Exception as exc:  # the socket is gone: nothing else can be told either
+            logger.debug("dropped a message for a closed socket: {}", exc)

@@ -1,0 +1,61 @@
+"""Framing B's pending runs: created by ``POST /session``, started when a socket claims them.
+
+Nothing runs until then (seed 004: no headless containers). An id is good for one claim
+within ``pending_run_seconds``; at most ``max_pending_runs`` wait at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from codebeaker.exceptions import LimitExceededError, RunNotFoundError
+from codebeaker.sessions.interactive import LiveSpec
+from codebeaker.settings import Settings
+
+__all__ = ["PendingRuns"]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    spec: LiveSpec
+    expires: float
+
+
+class PendingRuns:
+    def __init__(self, settings: Settings) -> None:
+        self._ttl = settings.pending_run_seconds
+        self._capacity = settings.max_pending_runs
+        self._runs: dict[str, _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def add(self, spec: LiveSpec) -> str:
+        self._drop_expired()
+        if len(self._runs) >= self._capacity:
+            raise LimitExceededError(
+                "pending_runs",
+                f"{self._capacity} runs wait for their socket already; try again shortly",
+                retry_after=self._ttl,
+            )
+        run_id = secrets.token_urlsafe(16)
+        self._runs[run_id] = _Pending(spec, time.monotonic() + self._ttl)
+        return run_id
+
+    def claim(self, run_id: str) -> LiveSpec:
+        """The run's spec, once: a second claim, or one after expiry, is not found."""
+        pending = self._runs.pop(run_id, None)
+        if pending is None or pending.expires <= time.monotonic():
+            raise RunNotFoundError(run_id)
+        return pending.spec
+
+    async def prune(self) -> None:
+        """Drop runs nobody connected to in time (a reaper chore)."""
+        self._drop_expired()
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        for run_id in [key for key, run in self._runs.items() if run.expires <= now]:
+            del self._runs[run_id]
