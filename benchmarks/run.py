@@ -1,10 +1,13 @@
 """CodeBeaker against raw Docker calls, measured side by side in the same run.
 
     .venv/bin/python benchmarks/run.py [--iterations 30] [--url ws://HOST:PORT] [--json PATH]
+                                       [--only 0,A,B,C,T,L,R,I]
 
 Without ``--url`` it starts two servers of its own (``python -m codebeaker serve`` on free
 ports, each with its own ``CODEBEAKER_INSTANCE``): the agent driver with its warm pool, and the
 exec driver without one; the per-command scenarios run against both. Both stop at the end.
+Scenario I (interactive runs over ``GET /ws``) gets a third agent server, started when I
+begins and stopped when it ends, whose pool holds python, c and java containers.
 Every scenario alternates one CodeBeaker call and its baseline, the equivalent aiodocker
 call(s) on a container with the same hardening, after a few warm-up rounds that are not
 counted (scenario R takes turns among three calls of ours and one baseline). Every
@@ -45,6 +48,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from codebeaker.constants import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED
+from codebeaker.runtimes import RUNTIMES, Runtime
 from codebeaker.sandbox.hardening import ContainerLimits, container_config
 from codebeaker.settings import Settings
 
@@ -60,6 +64,17 @@ RUN_GOAL_MS = 40.0  # the speed issue's goal for a one-shot run (p50, warm pool)
 CLEANUP_SECONDS = 60.0
 BLOCK = 10  # per-command scenarios alternate in blocks of this many calls a side
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local
+SCENARIOS = ("0", "A", "B", "C", "T", "L", "R", "I")
+LIVE_PROGRAMS = {  # scenario I: each prints HELLO_OUTPUT and exits 0
+    "python": HELLO,
+    "c": '#include <stdio.h>\n\nint main(void) {\n    puts("hello");\n    return 0;\n}\n',
+    "java": (
+        "public class Main {\n    public static void main(String[] args) {\n"
+        '        System.out.println("hello");\n    }\n}\n'
+    ),
+}
+LIVE_POOL = {language: 2 for language in LIVE_PROGRAMS}
+LIVE_GOAL = 1 / 3  # the interactive issue's goal: at most a third of the raw path (not java)
 
 
 # --------------------------------------------------------------------------- JSON-RPC client
@@ -159,9 +174,9 @@ class RawDocker:
     run_id: str
     containers: set[str] = field(default_factory=set)
 
-    async def create(self) -> str:
+    async def create(self, image: str | None = None) -> str:
         container = await self.docker.containers.create(
-            hardened_config(self.image, {BENCH_LABEL: self.run_id})
+            hardened_config(image or self.image, {BENCH_LABEL: self.run_id})
         )
         self.containers.add(container.id)
         await container.start()
@@ -172,8 +187,15 @@ class RawDocker:
             await self.docker.containers.container(container_id).delete(force=True, v=True)
         self.containers.discard(container_id)
 
-    async def exec(self, container_id: str, argv: list[str], stdin: bytes | None = None) -> str:
-        """Run argv to the end as the sandbox user; returns stdout, fails on a non-zero exit."""
+    async def exec(
+        self,
+        container_id: str,
+        argv: list[str],
+        stdin: bytes | None = None,
+        on_stdout: Callable[[], None] | None = None,
+    ) -> str:
+        """Run argv to the end as the sandbox user; returns stdout, fails on a non-zero exit.
+        ``on_stdout`` is called as each piece of stdout arrives."""
         container = self.docker.containers.container(container_id)
         execution = await container.exec(
             argv, stdin=stdin is not None, user=SANDBOX_USER, workdir=WORKSPACE, environment={}
@@ -190,6 +212,8 @@ class RawDocker:
             while (message := await stream.read_out()) is not None:
                 if message.stream == 1:
                     out += message.data
+                    if on_stdout is not None:
+                        on_stdout()
         for _ in range(100):  # the engine may record the exit code a moment after the stream ends
             info = await execution.inspect()
             if not info["Running"] and info["ExitCode"] is not None:
@@ -199,6 +223,33 @@ class RawDocker:
             raise RuntimeError(f"{argv} exited {info['ExitCode']}")
         return out.decode()
 
+    async def program(self, image: str, runtime: Runtime, source: str, expected: str) -> RawRun:
+        """One program the whole raw way: create + start a container of ``image``,
+        write the source (an exec of ``sh -c 'cat > FILE'``), compile (an exec, if the
+        language has a compile step), run (an exec), check stdout, remove."""
+        marks = RawRun()
+        started = time.perf_counter()
+
+        def since() -> float:
+            return (time.perf_counter() - started) * 1000
+
+        def first_stdout() -> None:
+            marks.first_stdout_ms = marks.first_stdout_ms or since()
+
+        container_id = await self.create(image)
+        try:
+            write = ["sh", "-c", f"cat > {runtime.source_file}"]
+            await self.exec(container_id, write, source.encode())
+            if runtime.compile is not None:
+                await self.exec(container_id, list(runtime.compile))
+            stdout = await self.exec(container_id, list(runtime.run), on_stdout=first_stdout)
+            marks.exit_ms = since()
+            expect(stdout == expected, stdout)
+        finally:
+            await self.remove(container_id)
+        marks.total_ms = since()
+        return marks
+
     async def sweep(self) -> int:
         """Remove every container this run made, tracked or not."""
         filters = json.dumps({"label": [f"{BENCH_LABEL}={self.run_id}"]})
@@ -206,6 +257,16 @@ class RawDocker:
         ids = found | self.containers
         await asyncio.gather(*(self.remove(i) for i in ids), return_exceptions=True)
         return len(ids)
+
+
+@dataclass
+class RawRun:
+    """Milliseconds into ``RawDocker.program``: its run exec's first stdout, the run exec's
+    exit code known, and the container removed."""
+
+    first_stdout_ms: float = 0.0
+    exit_ms: float = 0.0
+    total_ms: float = 0.0
 
 
 # --------------------------------------------------------------------------- measuring
@@ -312,10 +373,17 @@ class Target:
 
 
 class Bench:
-    def __init__(self, targets: list[Target], raw: RawDocker, args: argparse.Namespace) -> None:
+    def __init__(
+        self,
+        targets: list[Target],
+        raw: RawDocker,
+        args: argparse.Namespace,
+        settings: Settings,
+    ) -> None:
         self.targets = targets
         self.raw = raw
         self.args = args
+        self.settings = settings
         self.sessions: dict[str, RpcClient] = {}
         self.rows: list[Row] = []
         self.turns: dict[str, list[float]] = {}  # scenario C's samples per driver, for L
@@ -337,24 +405,39 @@ class Bench:
         await asyncio.gather(*closing, return_exceptions=True)
 
     async def run(self) -> list[Row]:
-        main = self.targets[0]
-        await self.round_trip(main.rpc)
-        await self.cold_start(main.rpc)
-        await self.pooled_start(main)
-        for target in self.targets:
-            ours_box, base_box = await asyncio.gather(
-                self.open_session(target.rpc), self.raw.create()
-            )
-            try:
-                await self.single_command(target, ours_box, base_box)
-                await self.agent_turn(target, ours_box, base_box)
-            finally:
-                await self.close_session(ours_box)
-                await self.raw.remove(base_box)
-            await self.throughput(target)
-        await self.llm_sandbox(main.driver)
-        await self.one_shot(main)
+        wanted = self.args.only.__contains__
+        if self.targets:  # none when only I runs (it starts a server of its own)
+            await self.per_command(wanted)
+        if wanted("I"):
+            await self.interactive()
         return self.rows
+
+    async def per_command(self, wanted: Callable[[str], bool]) -> None:
+        main = self.targets[0]
+        if wanted("0"):
+            await self.round_trip(main.rpc)
+        if wanted("A"):
+            await self.cold_start(main.rpc)
+            await self.pooled_start(main)
+        for target in self.targets:
+            if wanted("B") or wanted("C"):
+                ours_box, base_box = await asyncio.gather(
+                    self.open_session(target.rpc), self.raw.create()
+                )
+                try:
+                    if wanted("B"):
+                        await self.single_command(target, ours_box, base_box)
+                    if wanted("C"):
+                        await self.agent_turn(target, ours_box, base_box)
+                finally:
+                    await self.close_session(ours_box)
+                    await self.raw.remove(base_box)
+            if wanted("T"):
+                await self.throughput(target)
+        if wanted("L"):
+            await self.llm_sandbox(main.driver)
+        if wanted("R"):
+            await self.one_shot(main)
 
     async def round_trip(self, rpc: RpcClient) -> None:
         """``session.list``: the WebSocket and JSON-RPC cost alone, no Docker call behind it."""
@@ -471,6 +554,9 @@ class Bench:
 
     async def llm_sandbox(self, driver: str) -> None:
         """Scenario C's two steps against llm-sandbox's ``session.run`` of the same code."""
+        if driver not in self.turns:
+            self.log("L: compares with row C, which did not run: skipped")
+            return
         if not llm_sandbox_baseline.available():
             self.log("L: llm-sandbox is not installed (pip install -e '.[bench]'): skipped")
             return
@@ -560,18 +646,12 @@ class Bench:
             expect(reply["stdout"] == HELLO_OUTPUT and reply["exitCode"] == 0, reply)
             return ms
 
-        async def base_run() -> None:
-            container_id = await self.raw.create()
-            try:
-                await self.raw.exec(container_id, ["sh", "-c", "cat > main.py"], HELLO.encode())
-                stdout = await self.raw.exec(container_id, ["python3", "-u", "main.py"])
-                expect(stdout == HELLO_OUTPUT, stdout)
-            finally:
-                await self.raw.remove(container_id)
+        python = RUNTIMES.get("python")
 
         async def base() -> float:
             await self.settled(target)
-            return (await timed(base_run))[0]
+            run = await self.raw.program(self.args.image, python, HELLO, HELLO_OUTPUT)
+            return run.total_ms
 
         sides = [functools.partial(ours, call) for call in calls.values()]
         *ours_ms, base_ms = await rotate(rounds, min(self.args.warmup, 2), [*sides, base])
@@ -580,24 +660,151 @@ class Bench:
         for name, samples, note in zip(calls, ours_ms, notes, strict=True):
             self.rows.append(latency_row(name, samples, base_ms, note))
 
-    async def settled(self, target: Target) -> None:
-        """The warm pool full and none of the server's one-shot containers left (with
-        ``--url`` its instance is unknown: then nobody's on this engine)."""
-        await pool_refilled(target.health_url)
-        labels = [f"{LABEL_MANAGED}=true", f"{LABEL_KIND}=run"]
-        if target.instance is not None:
-            labels.append(f"{LABEL_INSTANCE}={target.instance}")
+    async def settled(
+        self, server: Target | Endpoint, kind: str = "run", language: str = "python"
+    ) -> None:
+        """The warm pool for ``language`` full and none of the server's containers of
+        ``kind`` (one-shot or interactive runs) left (with ``--url`` its instance is
+        unknown: then nobody's on this engine)."""
+        await pool_refilled(server.health_url, language)
+        labels = [f"{LABEL_MANAGED}=true", f"{LABEL_KIND}={kind}"]
+        if server.instance is not None:
+            labels.append(f"{LABEL_INSTANCE}={server.instance}")
         filters = json.dumps({"label": labels})
 
         async def none_left() -> bool:
             return not await self.raw.docker.containers.list(all=True, filters=filters)
 
-        await until(none_left, "one-shot containers are still there")
+        await until(none_left, f"the server's {kind} containers are still there")
+
+    async def interactive(self) -> None:
+        """Scenario I on a server of its own whose pool holds every language of the scenario
+        (or on ``--url``'s server, whatever its pool)."""
+        if self.args.url:
+            await self.live_rows(Endpoint("server", ws_url(self.args.url)))
+            return
+        server = Server("agent", CODEBEAKER_POOL_SIZES=json.dumps(LIVE_POOL))
+        self.log(f"I: agent server {server.instance} on port {server.port}, pool {LIVE_POOL}")
+        failed = True
+        try:
+            await asyncio.to_thread(server.wait_healthy)
+            await self.live_rows(Endpoint(server.driver, server.url, server.instance))
+            failed = False
+        except asyncio.CancelledError:
+            failed = False  # interrupted: the server's log says nothing of interest
+            raise
+        finally:
+            await asyncio.to_thread(stop_servers, [server], self.settings, failed)
+
+    async def live_rows(self, endpoint: Endpoint) -> None:
+        for language in LIVE_PROGRAMS:
+            await until(
+                functools.partial(pool_full, endpoint.health_url, language),
+                f"the {language} pool did not fill",
+                seconds=180,  # the first containers of a language may wait for its image
+            )
+        for language in LIVE_PROGRAMS:
+            await self.live_language(endpoint, language)
+
+    async def live_language(self, endpoint: Endpoint, language: str) -> None:
+        """A program that prints a line, sent as framing A's ``code`` message, taking turns
+        with ``RawDocker.program`` of the same program on the same image. Before every
+        sample, untimed: the language's pool full again and the server's interactive
+        containers (removed after ``exit``) gone."""
+        runtime = RUNTIMES.get(language)
+        source, image = LIVE_PROGRAMS[language], self.settings.image_for(language)
+        rounds, warmup = self.args.interactive_iterations, min(self.args.warmup, 2)
+        if language == "java":  # a second or two a side
+            rounds, warmup = max(1, rounds // 2), min(warmup, 1)
+        pooled = bool((await pool_state(endpoint.health_url, language)).get("size"))
+        self.log(f"I: {language} over /ws vs raw create+start+execs+remove ({rounds} rounds)")
+        url, compiled = live_url(endpoint.url), runtime.compile is not None
+        ours_runs: list[tuple[float, float]] = []
+        base_runs: list[RawRun] = []
+
+        async def ours() -> float:
+            await self.settled(endpoint, "interactive", language)
+            run = await live_run(url, self.settings.api_key, language, source, compiled)
+            ours_runs.append(run)
+            return run[1]
+
+        async def base() -> float:
+            await self.settled(endpoint, "interactive", language)
+            run = await self.raw.program(image, runtime, source, HELLO_OUTPUT)
+            base_runs.append(run)
+            return run.total_ms
+
+        await rotate(rounds, warmup, [ours, base])
+        ours_runs, base_runs = ours_runs[warmup:], base_runs[warmup:]
+        base_exit = p50([run.exit_ms for run in base_runs])
+        first = latency_row(
+            f"I  /ws {language}: code -> first stdout",
+            [run[0] for run in ours_runs],
+            [run.first_stdout_ms for run in base_runs],
+        )
+        end = latency_row(
+            f"   /ws {language}: code -> exit",
+            [run[1] for run in ours_runs],
+            [run.total_ms for run in base_runs],
+        )
+        steps = "write, compile and run execs" if compiled else "write and run execs"
+        first.note = live_note(language, first, pooled) + (
+            f"; raw: create + start + {steps}, to the run exec's first stdout"
+        )
+        end.note = live_note(language, end, pooled) + (
+            f"; raw: create + start + {steps} + remove (to the run's exit code, "
+            f"before the remove: {fmt(base_exit)} ms, ours/that {end.ours_p50 / base_exit:.2f}x)"
+        )
+        self.rows += [first, end]
 
 
 def unpooled_memory() -> int:
     """A memory limit the pool does not hold (it holds the default)."""
     return 256 if Settings().default_memory_mb != 256 else 384
+
+
+def live_note(language: str, row: Row, pooled: bool) -> str:
+    if not pooled:
+        return f"this server has no {language} pool: every run starts cold"
+    if language == "java":
+        return "pool refilled before each round (untimed); no goal (report only)"
+    verdict = "met" if row.ratio is not None and row.ratio <= LIVE_GOAL else "missed"
+    return f"pool refilled before each round (untimed); goal <= 1/3 of raw (0.33x): {verdict}"
+
+
+async def live_run(
+    url: str, api_key: str | None, language: str, source: str, compiled: bool
+) -> tuple[float, float]:
+    """One program over framing A: milliseconds from sending its ``code`` message to the
+    first ``stdout`` message and to ``exit``. Checks the messages: the output, one
+    ``compile_success`` for a compiled language, ``exit`` 0 last, then the server closes."""
+    headers = auth_headers(api_key)
+    messages: list[dict[str, Any]] = []
+    first: float | None = None
+    end: float | None = None
+    async with connect(url, additional_headers=headers, proxy=None) as websocket:
+        code = json.dumps({"type": "code", "language": language, "source": source})
+        started = time.perf_counter()
+        await websocket.send(code)
+        async for frame in websocket:  # until the server closes
+            ms = (time.perf_counter() - started) * 1000
+            messages.append(json.loads(frame))
+            kind = messages[-1]["type"]
+            if kind == "stdout" and first is None:
+                first = ms
+            elif kind == "exit":
+                end = ms
+    kinds = [message["type"] for message in messages]
+    stdout = "".join(message["data"] for message in messages if message["type"] == "stdout")
+    if first is None or end is None or stdout != HELLO_OUTPUT:
+        raise RuntimeError(f"unexpected result: {messages!r}")
+    expect(
+        kinds.count("compile_success") == int(compiled)
+        and kinds[-1] == "exit"
+        and messages[-1]["return_code"] == 0,
+        messages,
+    )
+    return first, end
 
 
 def warm_note(p50_ms: float, pooled: bool) -> str:
@@ -616,14 +823,14 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float 
         await asyncio.sleep(0.02)
 
 
-async def pool_refilled(health_url: str) -> None:
-    """Until /health shows the python pool full (at once if the server has none)."""
+async def pool_refilled(health_url: str, language: str = "python") -> None:
+    """Until /health shows the language's pool full (at once if the server has none)."""
+    await until(functools.partial(pool_full, health_url, language), "the warm pool did not refill")
 
-    async def full() -> bool:
-        state = await pool_state(health_url)
-        return state.get("ready", 0) >= state.get("size", 0)
 
-    await until(full, "the warm pool did not refill")
+async def pool_full(health_url: str, language: str) -> bool:
+    state = await pool_state(health_url, language)
+    return state.get("ready", 0) >= state.get("size", 0)
 
 
 async def pool_state(health_url: str, language: str = "python") -> dict[str, int]:
@@ -790,6 +997,12 @@ def health_url(url: str) -> str:
     return http_url(url, "/health")
 
 
+def live_url(url: str) -> str:
+    """Framing A's ``/ws`` on the server of ``url`` (a WebSocket URL)."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/ws", parts.query, ""))
+
+
 @dataclass
 class Endpoint:
     driver: str
@@ -814,7 +1027,11 @@ async def bench(
     targets: list[Target] = []
     runner: Bench | None = None
     try:
-        await raw.docker.images.inspect(args.image)  # fail fast, before any timing
+        images = [args.image]
+        if "I" in args.only:
+            images += [settings.image_for(language) for language in LIVE_PROGRAMS]
+        for image in images:  # fail fast, before any timing
+            await raw.docker.images.inspect(image)
         args.docker_version = (await raw.docker.version()).get("Version", "?")
         for endpoint in endpoints:
             rpc = await RpcClient.connect(endpoint.url, settings.api_key)
@@ -827,7 +1044,7 @@ async def bench(
             targets.append(
                 Target(endpoint.driver, rpc, endpoint.health_url, http, endpoint.instance)
             )
-        runner = Bench(targets, raw, args)
+        runner = Bench(targets, raw, args, settings)
         return await runner.run()
     finally:
         print("cleaning up", file=sys.stderr)
@@ -870,6 +1087,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--run-iterations", type=int, help="rounds of execution.run (default: --iterations)"
     )
+    parser.add_argument(
+        "--interactive-iterations",
+        type=int,
+        default=10,
+        help="rounds of scenario I per language (10; java half)",
+    )
     parser.add_argument("--concurrency", type=int, default=10, help="throughput clients (10)")
     parser.add_argument(
         "--duration", type=float, default=5.0, help="seconds of throughput loops per side (5)"
@@ -879,11 +1102,20 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--image", help="baseline image (default: the server's python image)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated scenarios to run, of {','.join(SCENARIOS)} (all)",
+    )
     args = parser.parse_args()
     if args.run_iterations is None:
         args.run_iterations = args.iterations
-    if min(args.iterations, args.run_iterations, args.concurrency) < 1 or args.warmup < 0:
+    counts = (args.iterations, args.run_iterations, args.interactive_iterations, args.concurrency)
+    if min(counts) < 1 or args.warmup < 0:
         parser.error("counts must be at least 1 (--warmup at least 0)")
+    args.only = {name.strip().upper() for name in args.only.split(",") if name.strip()}
+    if not args.only or args.only - set(SCENARIOS):
+        parser.error(f"--only takes scenarios of {','.join(SCENARIOS)}")
     return args
 
 
@@ -933,7 +1165,9 @@ def report(
     print(
         f"iterations={args.iterations} (execution.run: {args.run_iterations}, B: "
         f"{args.iterations * 2}), warmup={args.warmup}, concurrency={args.concurrency}, "
-        f"duration={args.duration:g}s, total {elapsed:.0f}s; ratio = ours p50 / baseline p50"
+        f"duration={args.duration:g}s, I: {args.interactive_iterations} (java "
+        f"{max(1, args.interactive_iterations // 2)}), scenarios {','.join(sorted(args.only))}, "
+        f"total {elapsed:.0f}s; ratio = ours p50 / baseline p50"
     )
     if args.json:
         figures = {
@@ -942,6 +1176,8 @@ def report(
                 "image": args.image,
                 "iterations": args.iterations,
                 "runIterations": args.run_iterations,
+                "interactiveIterations": args.interactive_iterations,
+                "scenarios": sorted(args.only),
                 "warmup": args.warmup,
                 "concurrency": args.concurrency,
                 "durationSeconds": args.duration,
@@ -970,10 +1206,12 @@ def main() -> int:
         if args.url:
             url = ws_url(args.url)
             endpoints = [Endpoint("server", url)]
-        else:
+        elif args.only - {"I"}:  # scenario I starts a server of its own
             servers = start_servers()
             endpoints = [Endpoint(s.driver, s.url, s.instance) for s in servers]
-        names = ", ".join(f"{e.driver} {e.url}" for e in endpoints)
+        else:
+            endpoints = []
+        names = ", ".join(f"{e.driver} {e.url}" for e in endpoints) or "scenario I's server"
         print(f"benchmarking {names} against raw aiodocker on {args.image}", file=sys.stderr)
         rows = asyncio.run(bench(args, endpoints, settings))
         failed = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+from typing import Any
 
 from loguru import logger
 
@@ -31,7 +32,9 @@ from codebeaker.api import (
     SessionConfig,
     SessionInfo,
     SessionList,
+    SessionRef,
     SessionSummary,
+    WatchResult,
 )
 from codebeaker.api.commands import ReadFile, ReadFileResult, WriteFile, WriteFileResult
 from codebeaker.api.live import CodeMessage, PendingRunCreated, PendingRunRequest
@@ -52,6 +55,7 @@ from codebeaker.sessions import (
     RunSpec,
     SandboxFactory,
     SessionManager,
+    SessionObserver,
 )
 from codebeaker.settings import Settings
 
@@ -178,15 +182,30 @@ class SandboxService:
         return CloseResult(session_id=session_id)
 
     async def execute(
-        self, request: ExecuteRequest, on_output: OutputSink | None = None
+        self, request: ExecuteRequest, on_output: OutputSink | None = None, call_id: Any = None
     ) -> CommandOutcome:
         """Run one command; when ``request.streams``, output goes to ``on_output`` as it
-        arrives and the program's stdin stays open for ``send_input``."""
-        if not request.streams:
-            return await self._sessions.execute(request.session_id, request.command)
+        arrives and the program's stdin stays open for ``send_input``. ``call_id`` names
+        the call to the session's watchers."""
+        streams = request.streams
         return await self._sessions.execute(
-            request.session_id, request.command, on_output=on_output, interactive=True
+            request.session_id,
+            request.command,
+            on_output=on_output if streams else None,
+            interactive=streams,
+            call_id=call_id,
         )
+
+    def watch(self, request: SessionRef, observer: SessionObserver) -> WatchResult:
+        """``observer`` hears what the session does until it is closed or unwatched;
+        watching gives no right to do anything on the session."""
+        self._sessions.watch(request.session_id, observer)
+        return WatchResult(session_id=request.session_id, watching=True)
+
+    def unwatch(self, request: SessionRef, observer: SessionObserver) -> WatchResult:
+        """Stop; a session closed meanwhile has already ended the watch."""
+        self._sessions.unwatch(request.session_id, observer)
+        return WatchResult(session_id=request.session_id, watching=False)
 
     def send_input(self, request: InputRequest) -> InputResult:
         data = request.data.encode("utf-8", errors="surrogatepass")

@@ -12,6 +12,7 @@ from codebeaker.api import RpcErrorResponse, RpcNotification, WireModel
 from codebeaker.errors import rpc_error
 from codebeaker.exceptions import UnauthorizedError
 from codebeaker.rpc import dumps, handle_frame
+from codebeaker.rpc.watch import Watches
 from codebeaker.service import SandboxService
 
 __all__ = ["jsonrpc_socket", "refusal_frame"]
@@ -38,6 +39,7 @@ class Connection:
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watches = Watches(service, self.notify)
 
     async def serve(self) -> None:
         try:
@@ -54,12 +56,13 @@ class Connection:
                 task.add_done_callback(self._tasks.discard)
         except WebSocketDisconnect:
             pass
+        await self._watches.close()
         # In-flight calls finish on their own (a half-run command must not be abandoned);
         # their replies are dropped.
 
     async def _answer(self, text: str) -> None:
         try:
-            reply = await handle_frame(text, self._service, self.notify)
+            reply = await handle_frame(text, self._service, self.notify, self._watches)
             if reply is not None:
                 await self.send(reply)
         except Exception:  # handle_frame maps errors itself; this is the last line of defence

@@ -15,7 +15,14 @@ from codebeaker.api.executions import (
     ExecutionStatus,
     ExecutionSummary,
 )
-from codebeaker.api.jsonrpc import OutputChunk, RpcError, RpcErrorResponse, RpcNotification
+from codebeaker.api.jsonrpc import (
+    OutputChunk,
+    RpcError,
+    RpcErrorResponse,
+    RpcNotification,
+    SessionEvent,
+    WatchResult,
+)
 from codebeaker.api.requests import (
     COMMAND,
     CreateSessionRequest,
@@ -74,10 +81,12 @@ __all__ = [
     "RunRequest",
     "RunResult",
     "SessionConfig",
+    "SessionEvent",
     "SessionInfo",
     "SessionList",
     "SessionRef",
     "SessionSummary",
+    "WatchResult",
     "WireModel",
     "context_for",
 ]

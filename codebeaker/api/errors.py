@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from codebeaker.api.wire import WireModel
+from codebeaker.api.wire import WireModel, unset
 
 __all__ = ["ErrorData", "FieldError", "Problem"]
-
-
-def _unset(value: object) -> bool:
-    return value is None
 
 
 class FieldError(WireModel):
@@ -30,14 +26,14 @@ class ErrorData(WireModel):
 
     kind: str
     """Stable: ``session_not_found``, ``limit_exceeded``, ``invalid_params`` …"""
-    errors: list[FieldError] | None = Field(None, exclude_if=_unset)
-    supported: list[str] | None = Field(None, exclude_if=_unset)
+    errors: list[FieldError] | None = Field(None, exclude_if=unset)
+    supported: list[str] | None = Field(None, exclude_if=unset)
     """With ``unsupported_language``: the names the server runs."""
-    limit: str | None = Field(None, exclude_if=_unset)
+    limit: str | None = Field(None, exclude_if=unset)
     """With ``limit_exceeded``: which limit."""
-    retry_after: float | None = Field(None, exclude_if=_unset)
+    retry_after: float | None = Field(None, exclude_if=unset)
     """Seconds after which trying again may succeed."""
-    error_id: str | None = Field(None, exclude_if=_unset)
+    error_id: str | None = Field(None, exclude_if=unset)
     """With internal errors: the id the server's log repeats."""
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import SerializeAsAny
+from pydantic import Field, SerializeAsAny
 
 from codebeaker.api.errors import ErrorData
-from codebeaker.api.wire import WireModel
+from codebeaker.api.wire import WireModel, unset
 
-__all__ = ["OutputChunk", "RpcError", "RpcErrorResponse", "RpcNotification"]
+__all__ = [
+    "OutputChunk",
+    "RpcError",
+    "RpcErrorResponse",
+    "RpcNotification",
+    "SessionEvent",
+    "WatchResult",
+]
 
 
 class RpcError(WireModel):
@@ -41,3 +48,28 @@ class OutputChunk(WireModel):
     """The id of the ``session.execute`` request the output belongs to."""
     stream: Literal["stdout", "stderr"]
     data: str
+
+
+class SessionEvent(WireModel):
+    """``session.event``, to the connections watching a session (``session.watch``)."""
+
+    session_id: str
+    event: Literal["command_started", "command_finished", "session_closed"]
+    request_id: Any = Field(None, exclude_if=unset)
+    """The id of the ``session.execute`` request the command came from (its output's too)."""
+    command: str | None = Field(None, exclude_if=unset)
+    """The command's ``type``."""
+    argv: list[str] | None = Field(None, exclude_if=unset)
+    path: str | None = Field(None, exclude_if=unset)
+    success: bool | None = Field(None, exclude_if=unset)
+    exit_code: int | None = Field(None, exclude_if=unset)
+    duration_ms: int | None = Field(None, exclude_if=unset)
+    reason: str | None = Field(None, exclude_if=unset)
+    """With ``session_closed``: why; the watch ends with this event."""
+
+
+class WatchResult(WireModel):
+    """``session.watch`` and ``session.unwatch``."""
+
+    session_id: str
+    watching: bool

@@ -37,6 +37,7 @@ __all__ = [
     "iso",
     "no_nul",
     "parse",
+    "unset",
     "validate_env",
 ]
 
@@ -112,6 +113,11 @@ def at_most(value: Number | None, info: ValidationInfo, maximum: str) -> Number 
         shown = limit if isinstance(limit, int) else f"{limit:g}"
         raise ValueError(f"must be at most {shown} (server maximum)")
     return value
+
+
+def unset(value: object) -> bool:
+    """``exclude_if`` of optional fields that are left out of the wire when None."""
+    return value is None
 
 
 def no_nul(value: str) -> str:

@@ -16,6 +16,7 @@ from codebeaker.errors import rpc_error
 from codebeaker.exceptions import MalformedRequestError, PayloadTooLargeError
 from codebeaker.rpc.methods import METHODS, Call
 from codebeaker.rpc.streaming import Notify, nowhere
+from codebeaker.rpc.watch import Watches
 from codebeaker.service import SandboxService
 
 __all__ = ["dumps", "handle_frame"]
@@ -25,7 +26,9 @@ validate_request = fastjsonschema.compile(request_schema)
 which cost more than the rest of a `session.list`."""
 
 
-async def handle_frame(text: str, service: SandboxService, notify: Notify = nowhere) -> str | None:
+async def handle_frame(
+    text: str, service: SandboxService, notify: Notify = nowhere, watches: Watches | None = None
+) -> str | None:
     """The reply to one frame; None for notifications and all-notification batches.
 
     Batch items are dispatched one by one (concurrently) so that one malformed item gets
@@ -47,16 +50,20 @@ async def handle_frame(text: str, service: SandboxService, notify: Notify = nowh
         error = rpc_error(MalformedRequestError("the frame is nested too deeply"))
         return dumps(RpcErrorResponse(error=error).to_wire())
     if isinstance(parsed, list) and parsed:
-        replies = await asyncio.gather(*(_dispatch_one(item, service, notify) for item in parsed))
+        replies = await asyncio.gather(
+            *(_dispatch_one(item, service, notify, watches) for item in parsed)
+        )
         answered = [reply for reply in replies if reply is not None]
         return dumps(answered) if answered else None
-    reply = await _dispatch_one(parsed, service, notify)
+    reply = await _dispatch_one(parsed, service, notify, watches)
     return None if reply is None else dumps(reply)
 
 
-async def _dispatch_one(request: Any, service: SandboxService, notify: Notify) -> Any:
+async def _dispatch_one(
+    request: Any, service: SandboxService, notify: Notify, watches: Watches | None
+) -> Any:
     request_id = request.get("id") if isinstance(request, dict) else None
-    call = Call(service, request_id, notify)
+    call = Call(service, request_id, notify, watches)
     return await async_dispatch_to_serializable(
         "", METHODS, context=call, deserializer=lambda _: request, validator=validate_request
     )

@@ -22,12 +22,14 @@ from codebeaker.api import (
     SessionInfo,
     SessionList,
     SessionRef,
+    WatchResult,
     WireModel,
 )
 from codebeaker.api.wire import parse
 from codebeaker.errors import rpc_error
 from codebeaker.exceptions import InvalidParamsError
 from codebeaker.rpc.streaming import Notify, OutputForwarder, nowhere
+from codebeaker.rpc.watch import Watches
 from codebeaker.service import SandboxService
 
 __all__ = ["METHODS", "Call"]
@@ -45,6 +47,8 @@ class Call:
     service: SandboxService
     request_id: Any = None
     notify: Notify = nowhere
+    watches: Watches | None = None
+    """The connection's watches (``session.watch``); None off a connection."""
 
 
 def _method(params_model: type[P]) -> Callable[[Typed[P]], Handler]:
@@ -76,10 +80,10 @@ async def session_create(call: Call, params: CreateSessionRequest) -> SessionInf
 @_method(ExecuteRequest)
 async def session_execute(call: Call, params: ExecuteRequest) -> CommandOutcome:
     if not params.streams:
-        return await call.service.execute(params)
+        return await call.service.execute(params, call_id=call.request_id)
     forwarder = OutputForwarder(call.notify, params.session_id, call.request_id)
     try:
-        return await call.service.execute(params, on_output=forwarder.feed)
+        return await call.service.execute(params, on_output=forwarder.feed, call_id=call.request_id)
     finally:
         await forwarder.close()  # every notification goes out before the response
 
@@ -99,6 +103,22 @@ async def session_close(call: Call, params: SessionRef) -> CloseResult:
     return await call.service.close_session(params.session_id)
 
 
+def _watches(call: Call) -> Watches:
+    if call.watches is None:
+        raise InvalidParamsError.single(["sessionId"], "watching needs a WebSocket connection")
+    return call.watches
+
+
+@_method(SessionRef)
+async def session_watch(call: Call, params: SessionRef) -> WatchResult:
+    return _watches(call).watch(params)
+
+
+@_method(SessionRef)
+async def session_unwatch(call: Call, params: SessionRef) -> WatchResult:
+    return await _watches(call).unwatch(params)
+
+
 @_method(RunRequest)
 async def execution_run(call: Call, params: RunRequest) -> RunResult:
     return await call.service.run(params)
@@ -110,5 +130,7 @@ METHODS: dict[str, Handler] = {
     "session.input": session_input,
     "session.list": session_list,
     "session.close": session_close,
+    "session.watch": session_watch,
+    "session.unwatch": session_unwatch,
     "execution.run": execution_run,
 }

@@ -12,7 +12,7 @@ from codebeaker.sessions.oneshot import NotStartedError, OneShotRunner, RunSpec
 from codebeaker.sessions.pending import PendingRuns
 from codebeaker.sessions.reaper import Reaper
 from codebeaker.sessions.sandboxes import SandboxFactory
-from codebeaker.sessions.session import Session
+from codebeaker.sessions.session import Session, SessionObserver
 
 __all__ = [
     "InteractiveRun",
@@ -28,4 +28,5 @@ __all__ = [
     "SandboxFactory",
     "Session",
     "SessionManager",
+    "SessionObserver",
 ]

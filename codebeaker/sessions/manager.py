@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import secrets
 from collections import OrderedDict
+from typing import Any
 
 from loguru import logger
 
-from codebeaker.api import Command, CommandOutcome, SessionConfig
+from codebeaker.api import Command, CommandOutcome, SessionConfig, SessionEvent
+from codebeaker.api.commands import ExecuteShell
 from codebeaker.commands import CommandIO, run_command
 from codebeaker.exceptions import (
     ContainerGoneError,
@@ -21,7 +23,7 @@ from codebeaker.exceptions import (
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import OutputSink, StdinPipe
 from codebeaker.sessions.sandboxes import SandboxFactory
-from codebeaker.sessions.session import Lifecycle, Session
+from codebeaker.sessions.session import Lifecycle, Session, SessionObserver
 from codebeaker.settings import Settings
 
 __all__ = ["SessionManager"]
@@ -84,10 +86,14 @@ class SessionManager:
         *,
         on_output: OutputSink | None = None,
         interactive: bool = False,
+        call_id: Any = None,
     ) -> CommandOutcome:
         """Run one command after those already queued on the session. ``interactive``
-        keeps the program's stdin open for ``send_input`` (queued input waits for it)."""
+        keeps the program's stdin open for ``send_input`` (queued input waits for it).
+        Watchers hear it start and end, and see a streamed command's output."""
         session = self.get(session_id)
+        if on_output is not None:
+            on_output = _fanned_out(session, on_output, call_id)
         session.execution_count += 1
         session.running += 1
         stdin = StdinPipe(self._settings.max_write_bytes) if interactive else None
@@ -99,7 +105,10 @@ class SessionManager:
                     raise SessionNotFoundError(session_id)
                 session.touch()
                 io = CommandIO(session.config.env, on_output, stdin)
-                return await run_command(session.driver, command, self._settings, io)
+                session.announce(_started(session_id, command, call_id))
+                outcome = await run_command(session.driver, command, self._settings, io)
+                session.announce(_finished(session_id, command, call_id, outcome))
+                return outcome
         except ContainerGoneError as exc:
             await self._terminate(session, exc.reason, remember=False)  # told right now
             raise SessionTerminatedError(session_id, exc.reason) from exc
@@ -108,6 +117,15 @@ class SessionManager:
                 session.inputs.remove(stdin)
             session.running -= 1
             session.touch()
+
+    def watch(self, session_id: str, observer: SessionObserver) -> None:
+        self.get(session_id).observers.add(observer)
+
+    def unwatch(self, session_id: str, observer: SessionObserver) -> None:
+        """A closed session has no watchers left to remove."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.observers.discard(observer)
 
     def send_input(self, session_id: str, data: bytes, eof: bool) -> None:
         """To the oldest interactive command of the session whose stdin is still open
@@ -124,6 +142,7 @@ class SessionManager:
         if session is None:
             raise SessionNotFoundError(session_id)
         session.transition(Lifecycle.CLOSING)
+        _end_watches(session, reason)
         try:
             await self._sandboxes.remove(session.driver)
         finally:
@@ -160,6 +179,7 @@ class SessionManager:
         if self._sessions.pop(session.id, None) is None:
             return
         session.transition(Lifecycle.CLOSING)
+        _end_watches(session, reason)
         if remember:
             self._terminated[session.id] = reason
             while len(self._terminated) > TOMBSTONES:
@@ -169,3 +189,47 @@ class SessionManager:
         finally:
             session.transition(Lifecycle.CLOSED)
         logger.warning("session {} terminated: {}", session.id, reason)
+
+
+def _fanned_out(session: Session, sink: OutputSink, call_id: Any) -> OutputSink:
+    def fanned_out(stream: str, data: bytes) -> None:
+        sink(stream, data)
+        for observer in list(session.observers):
+            observer.output(call_id, stream, data)
+
+    return fanned_out
+
+
+def _started(session_id: str, command: Command, call_id: Any) -> SessionEvent:
+    if isinstance(command, ExecuteShell):
+        argv, path = [command.command_name, *command.args], None
+    else:
+        argv, path = None, getattr(command, "path", None) or getattr(command, "destination", None)
+    return SessionEvent(
+        session_id=session_id,
+        event="command_started",
+        request_id=call_id,
+        command=command.type,
+        argv=argv,
+        path=path,
+    )
+
+
+def _finished(
+    session_id: str, command: Command, call_id: Any, outcome: CommandOutcome
+) -> SessionEvent:
+    return SessionEvent(
+        session_id=session_id,
+        event="command_finished",
+        request_id=call_id,
+        command=command.type,
+        success=outcome.success,
+        exit_code=getattr(outcome.result, "exit_code", None),
+        duration_ms=outcome.duration_ms,
+    )
+
+
+def _end_watches(session: Session, reason: str) -> None:
+    """The last event a watcher of the session hears."""
+    session.announce(SessionEvent(session_id=session.id, event="session_closed", reason=reason))
+    session.observers.clear()

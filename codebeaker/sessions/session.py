@@ -7,13 +7,14 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any, Protocol
 
-from codebeaker.api import SessionConfig, SessionInfo, SessionSummary
+from codebeaker.api import SessionConfig, SessionEvent, SessionInfo, SessionSummary
 from codebeaker.api.results import SessionState
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, StdinPipe
 
-__all__ = ["Lifecycle", "Session"]
+__all__ = ["Lifecycle", "Session", "SessionObserver"]
 
 ACTIVE_WINDOW_SECONDS = 60.0  # the spec: "Active" if it did something in the last minute
 
@@ -29,6 +30,16 @@ _ALLOWED = {
     Lifecycle.CLOSING: {Lifecycle.CLOSED},
     Lifecycle.CLOSED: set(),
 }
+
+
+class SessionObserver(Protocol):
+    """A watcher of a session (``session.watch``): told what happens, never asked anything.
+    Called on the event loop; must not block."""
+
+    def event(self, event: SessionEvent) -> None: ...
+
+    def output(self, call_id: Any, stream: str, data: bytes) -> None:
+        """Output of a streamed command; ``call_id`` names the call it belongs to."""
 
 
 class Session:
@@ -48,6 +59,7 @@ class Session:
         self.lock = asyncio.Lock()
         self.inputs: deque[StdinPipe] = deque()
         """stdin of the interactive commands queued or running, oldest first."""
+        self.observers: set[SessionObserver] = set()
         self._created = time.monotonic()
         self._touched = self._created
         self._lifecycle = Lifecycle.OPEN
@@ -64,6 +76,10 @@ class Session:
         if target not in _ALLOWED[self._lifecycle]:
             raise RuntimeError(f"session {self.id}: {self._lifecycle.value} -> {target.value}")
         self._lifecycle = target
+
+    def announce(self, event: SessionEvent) -> None:
+        for observer in list(self.observers):
+            observer.event(event)
 
     def touch(self) -> None:
         self.last_activity = datetime.now(UTC)
