@@ -747,13 +747,11 @@ class Bench:
             [run[1] for run in ours_runs],
             [run.total_ms for run in base_runs],
         )
-        steps = "write, compile and run execs" if compiled else "write and run execs"
-        first.note = live_note(language, first, pooled) + (
-            f"; raw: create + start + {steps}, to the run exec's first stdout"
-        )
-        end.note = live_note(language, end, pooled) + (
-            f"; raw: create + start + {steps} + remove (to the run's exit code, "
-            f"before the remove: {fmt(base_exit)} ms, ours/that {end.ours_p50 / base_exit:.2f}x)"
+        steps = "write + compile + run execs" if compiled else "write + run execs"
+        first.note = f"{live_note(language, first, pooled)}; raw: create + start + {steps}"
+        end.note = (
+            f"{live_note(language, end, pooled)}; raw: the same + remove (before the remove "
+            f"{fmt(base_exit)} ms, ours/that {end.ours_p50 / base_exit:.2f}x)"
         )
         self.rows += [first, end]
 
@@ -764,12 +762,11 @@ def unpooled_memory() -> int:
 
 
 def live_note(language: str, row: Row, pooled: bool) -> str:
-    if not pooled:
-        return f"this server has no {language} pool: every run starts cold"
+    pool = "pool refilled first (untimed)" if pooled else f"no {language} pool: cold starts"
     if language == "java":
-        return "pool refilled before each round (untimed); no goal (report only)"
+        return f"{pool}; no goal"
     verdict = "met" if row.ratio is not None and row.ratio <= LIVE_GOAL else "missed"
-    return f"pool refilled before each round (untimed); goal <= 1/3 of raw (0.33x): {verdict}"
+    return f"{pool}; goal <= 1/3 of raw: {verdict}"
 
 
 async def live_run(
