@@ -27,7 +27,7 @@ from codebeaker.constants import EXIT_KILLED, EXIT_TIMEOUT, WORKSPACE
 from codebeaker.exceptions import LimitExceededError, ProgramExitedError, ShuttingDownError
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, ProcessRequest, StdinPipe
-from codebeaker.sessions.programs import compile_program, write_source
+from codebeaker.sessions.programs import compile_program, in_throwaway_sandbox, write_source
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.sessions.slots import RunSlots
 from codebeaker.settings import Settings
@@ -202,30 +202,16 @@ class InteractiveRunner:
         await self._slots.acquire(urgent=True)
         run.started = True
         settings = self._settings
-        try:
-            driver = await self._sandboxes.start(
-                run.spec.runtime,
-                kind="interactive",
-                owner=f"live-{id(run):x}",
-                memory_mb=settings.default_memory_mb,
-                cpu_limit=settings.default_cpu_limit,
-            )
-        except BaseException:
-            self._slots.release()
-            raise
-        try:
-            end = await self._compile_and_run(driver, run)
-        except asyncio.CancelledError:
-            try:  # killed: its processes go before anyone hears it ended
-                await asyncio.shield(self._sandboxes.remove_quietly(driver))
-            finally:
-                self._slots.release()
-            raise
-        except BaseException:
-            self._sandboxes.discard(driver, then=self._slots.release)
-            raise
-        self._sandboxes.discard(driver, then=self._slots.release)
-        return end
+        return await in_throwaway_sandbox(
+            self._sandboxes,
+            self._slots,
+            run.spec.runtime,
+            lambda driver: self._compile_and_run(driver, run),
+            kind="interactive",
+            owner=f"live-{id(run):x}",
+            memory_mb=settings.default_memory_mb,
+            cpu_limit=settings.default_cpu_limit,
+        )
 
     async def _compile_and_run(self, driver: Driver, run: InteractiveRun) -> RunEnd:
         spec, settings = run.spec, self._settings

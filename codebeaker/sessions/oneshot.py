@@ -8,7 +8,6 @@ container before the cancellation completes.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from codebeaker.constants import WORKSPACE
 from codebeaker.exceptions import LimitExceededError
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, ProcessRequest
-from codebeaker.sessions.programs import compile_program, write_source
+from codebeaker.sessions.programs import compile_program, in_throwaway_sandbox, write_source
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.sessions.slots import RunSlots
 from codebeaker.settings import Settings
@@ -83,30 +82,16 @@ class OneShotRunner:
     async def _run(self, spec: RunSpec) -> RunResult:
         """Run holding a slot the caller acquired; the slot is released after removal."""
         started = time.perf_counter()
-        try:
-            driver = await self._sandboxes.start(
-                spec.runtime,
-                kind="run",
-                owner=f"run-{secrets.token_hex(8)}",
-                memory_mb=spec.memory_mb,
-                cpu_limit=self._settings.default_cpu_limit,
-            )
-        except BaseException:
-            self._slots.release()
-            raise
-        try:
-            result = await self._compile_and_run(driver, spec)
-        except asyncio.CancelledError:
-            # cancelled (DELETE of an execution): kill it now, then free the slot
-            try:
-                await asyncio.shield(self._sandboxes.remove_quietly(driver))
-            finally:
-                self._slots.release()
-            raise
-        except BaseException:
-            self._sandboxes.discard(driver, then=self._slots.release)
-            raise
-        self._sandboxes.discard(driver, then=self._slots.release)  # the reply need not wait
+        result = await in_throwaway_sandbox(
+            self._sandboxes,
+            self._slots,
+            spec.runtime,
+            lambda driver: self._compile_and_run(driver, spec),
+            kind="run",
+            owner=f"run-{secrets.token_hex(8)}",
+            memory_mb=spec.memory_mb,
+            cpu_limit=self._settings.default_cpu_limit,
+        )
         duration_ms = round((time.perf_counter() - started) * 1000)
         return result.model_copy(update={"duration_ms": duration_ms})
 

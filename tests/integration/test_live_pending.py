@@ -26,6 +26,16 @@ async def connect(server: ServerProcess, session_id: str) -> LiveClient:
     return await LiveClient.open(f"{server.url}/ws/session/{session_id}")
 
 
+async def run_to_end(server: ServerProcess, **body: Any) -> LiveClient:
+    """Post a run, connect, and wait for the server to close the socket."""
+    client = await connect(server, await pending_run(server.http_url, **body))
+    try:
+        await client.until_closed()
+    finally:
+        await client.close()
+    return client
+
+
 def exit_code(client: LiveClient) -> int:
     assert client.messages, "nothing arrived"
     last = client.messages[-1]
@@ -55,68 +65,41 @@ async def test_sample_asks_and_answers(server_process: ServerProcess, language: 
 
 async def test_posted_stdin_and_stderr(server_process: ServerProcess) -> None:
     code = "import sys\nprint(sys.stdin.readline().upper(), end='')\nsys.exit('bye')"
-    session_id = await pending_run(
-        server_process.http_url, language="python", code=code, stdin="hello\n"
-    )
-    client = await connect(server_process, session_id)
-    try:
-        await client.until_closed()
-        assert client.text() == "HELLO\n"
-        assert client.text("stderr") == "bye\n"
-        assert exit_code(client) == 1
-    finally:
-        await client.close()
+    client = await run_to_end(server_process, language="python", code=code, stdin="hello\n")
+    assert client.text() == "HELLO\n"
+    assert client.text("stderr") == "bye\n"
+    assert exit_code(client) == 1
 
 
 @pytest.mark.parametrize("language", sorted(BROKEN))
 async def test_compile_error_on_stderr(server_process: ServerProcess, language: str) -> None:
-    session_id = await pending_run(
-        server_process.http_url, language=language, code=BROKEN[language]
-    )
-    client = await connect(server_process, session_id)
-    try:
-        await client.until_closed()
-        assert client.text("stderr").strip()
-        assert not client.text()
-        assert exit_code(client) != 0
-    finally:
-        await client.close()
+    client = await run_to_end(server_process, language=language, code=BROKEN[language])
+    assert client.text("stderr").strip()
+    assert not client.text()
+    assert exit_code(client) != 0
 
 
 async def test_output_is_flushed_in_ticks(server_process: ServerProcess) -> None:
     code = "import time\nfor i in range(3000):\n    print(i)\n    time.sleep(0.0005)\n"
-    session_id = await pending_run(server_process.http_url, language="python", code=code)
-    client = await connect(server_process, session_id)
-    try:
-        started = time.monotonic()
-        await client.until_closed()
-        elapsed = time.monotonic() - started
-        lines = client.text().split()
-        assert lines == [str(i) for i in range(3000)]  # nothing lost, nothing reordered
-        frames = len(client.of("stdout"))
-        assert frames <= elapsed / 0.04 + 3, (frames, elapsed)  # at most one per 40 ms tick
-        assert exit_code(client) == 0
-    finally:
-        await client.close()
+    started = time.monotonic()
+    client = await run_to_end(server_process, language="python", code=code)
+    elapsed = time.monotonic() - started
+    lines = client.text().split()
+    assert lines == [str(i) for i in range(3000)]  # nothing lost, nothing reordered
+    frames = len(client.of("stdout"))
+    assert frames <= elapsed / 0.04 + 3, (frames, elapsed)  # at most one per 40 ms tick
+    assert exit_code(client) == 0
 
 
 async def test_output_cap_ends_the_run(server_process: ServerProcess) -> None:
-    code = "while True: print('x' * 1000)"
-    session_id = await pending_run(server_process.http_url, language="python", code=code)
-    client = await connect(server_process, session_id)
-    try:
-        await client.until_closed()
-        assert exit_code(client) == 137
-        assert 0 < len(client.text()) <= 1024 * 1024
-    finally:
-        await client.close()
+    client = await run_to_end(server_process, language="python", code="while 1: print('x' * 999)")
+    assert exit_code(client) == 137
+    assert 0 < len(client.text()) <= 1024 * 1024
 
 
 async def test_ids_are_good_once(server_process: ServerProcess) -> None:
     session_id = await pending_run(server_process.http_url, language="python", code="print(1)")
-    client = await connect(server_process, session_id)
-    await client.until_closed()
-    await client.close()
+    await (await connect(server_process, session_id)).until_closed()
     for unknown in (session_id, "no-such-run"):
         with pytest.raises(InvalidStatus) as refused:
             await connect(server_process, unknown)

@@ -93,13 +93,18 @@ async def test_watcher_sees_commands_output_and_the_close(
     }
 
 
+async def watched(connect: ConnectFactory, make_session: SessionFactory) -> tuple[str, RpcClient]:
+    """A new session, and a second connection watching it."""
+    session_id: str = (await make_session("python"))["sessionId"]
+    watcher = await connect()
+    await watcher.result("session.watch", {"sessionId": session_id})
+    return session_id, watcher
+
+
 async def test_unwatch_and_bad_watches(
     rpc: RpcClient, connect: ConnectFactory, make_session: SessionFactory
 ) -> None:
-    session = await make_session("python")
-    session_id = session["sessionId"]
-    watcher = await connect()
-    await watcher.result("session.watch", {"sessionId": session_id})
+    session_id, watcher = await watched(connect, make_session)
     await watcher.result("session.watch", {"sessionId": session_id})  # twice: one watch
     await rpc.shell(session_id, "true")
     await until_events(watcher, 2)
@@ -119,10 +124,7 @@ async def test_unwatch_and_bad_watches(
 async def test_a_closed_watcher_is_forgotten(
     rpc: RpcClient, connect: ConnectFactory, make_session: SessionFactory
 ) -> None:
-    session = await make_session("python")
-    session_id = session["sessionId"]
-    watcher = await connect()
-    await watcher.result("session.watch", {"sessionId": session_id})
+    session_id, watcher = await watched(connect, make_session)
     await watcher.close()
     # the session goes on serving its owner; nothing is sent to the closed watcher
     envelope = await rpc.shell(session_id, "echo", "still")
