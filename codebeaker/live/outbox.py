@@ -38,6 +38,8 @@ class Outbox:
         self._urgent = False
         self._closing = False
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()
+        """Cuts a coalescing wait short: a message or the close is waiting."""
         self._last = float("-inf")
         # A multi-byte character split across two writes must not become two U+FFFDs.
         self._decoders: dict[Stream, codecs.IncrementalDecoder] = {
@@ -57,11 +59,13 @@ class Outbox:
     def message(self, message: LiveMessage) -> None:
         self._items.append(message)
         self._urgent = True
+        self._hurry.set()
         self._wake.set()
 
     async def close(self) -> None:
         """Send everything still here, then stop."""
         self._closing = True
+        self._hurry.set()
         self._wake.set()
         with contextlib.suppress(asyncio.CancelledError):
             await self._pump
@@ -70,24 +74,32 @@ class Outbox:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
-            self._wake.clear()
             delay = self._last + self._interval - loop.time()
             if delay > 0 and not (self._urgent or self._closing):
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), delay)
+            self._wake.clear()  # everything queued until now goes in this flush
+            self._hurry.clear()
             items, self._items, self._urgent = self._items, [], False
             for item in items:
                 await self._deliver(item)
-            self._last = loop.time()
+            if items:
+                self._last = loop.time()
             if self._closing and not self._items:
+                await self._flush_decoders()
                 return
 
     async def _deliver(self, item: _Output | LiveMessage) -> None:
         if isinstance(item, _Output):
             await self._text(item.stream, self._decoders[item.stream].decode(bytes(item.data)))
             return
-        for stream, decoder in self._decoders.items():  # a dangling partial character
-            await self._text(stream, decoder.decode(b"", final=True))
+        await self._flush_decoders()
         await self._transmit(item)
+
+    async def _flush_decoders(self) -> None:
+        """A dangling partial character becomes U+FFFD before whatever comes next."""
+        for stream, decoder in self._decoders.items():
+            await self._text(stream, decoder.decode(b"", final=True))
 
     async def _text(self, stream: Stream, text: str) -> None:
         if text:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,7 +72,13 @@ class RunListener(Protocol):
 class InteractiveRun:
     """A door's handle on one run: feed input, close stdin, kill, wait for the end."""
 
-    def __init__(self, spec: LiveSpec, listener: RunListener, settings: Settings) -> None:
+    def __init__(
+        self,
+        spec: LiveSpec,
+        listener: RunListener,
+        settings: Settings,
+        released: Callable[[InteractiveRun], None],
+    ) -> None:
         self.spec = spec
         self.listener = listener
         self._input_limit = settings.run_input_limit_bytes
@@ -87,6 +94,7 @@ class InteractiveRun:
         self.task: asyncio.Task[RunEnd] | None = None
         self.released = asyncio.Event()
         """Set by the door once it has told its client how the run ended."""
+        self._on_release = released
 
     @property
     def finished(self) -> bool:
@@ -143,6 +151,7 @@ class InteractiveRun:
     def release(self) -> None:
         """The door is done with the run (a shutdown waits for this, not just the end)."""
         self.released.set()
+        self._on_release(self)
 
 
 class InteractiveRunner:
@@ -155,7 +164,6 @@ class InteractiveRunner:
 
     def __iter__(self) -> Iterator[InteractiveRun]:
         """Runs whose doors have not released them yet."""
-        self._runs = {run for run in self._runs if not run.released.is_set()}
         return iter(list(self._runs))
 
     def start(self, spec: LiveSpec, listener: RunListener) -> InteractiveRun:
@@ -164,14 +172,17 @@ class InteractiveRunner:
         if self._closing:
             raise ShuttingDownError
         settings = self._settings
-        if self._slots.busy and self._slots.waiting(urgent=True) >= settings.interactive_queue_size:
+        # Runs accepted but not holding a slot yet, whether queued or about to take a free
+        # slot: clients arriving in the same instant must not all slip past the bound.
+        unstarted = sum(1 for run in self._runs if not (run.started or run.finished))
+        if unstarted >= self._slots.free + settings.interactive_queue_size:
             raise LimitExceededError(
                 "interactive_runs",
                 f"{settings.max_interactive_runs} programs run and "
                 f"{settings.interactive_queue_size} wait already; try again shortly",
                 retry_after=RETRY_SECONDS,
             )
-        run = InteractiveRun(spec, listener, settings)
+        run = InteractiveRun(spec, listener, settings, released=self._runs.discard)
         run.task = asyncio.create_task(self._run(run))
         self._runs.add(run)
         return run
@@ -208,7 +219,7 @@ class InteractiveRunner:
             run.spec.runtime,
             lambda driver: self._compile_and_run(driver, run),
             kind="interactive",
-            owner=f"live-{id(run):x}",
+            owner=f"live-{secrets.token_hex(8)}",
             memory_mb=settings.default_memory_mb,
             cpu_limit=settings.default_cpu_limit,
         )

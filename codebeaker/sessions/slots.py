@@ -26,6 +26,10 @@ class RunSlots:
     def busy(self) -> bool:
         return self._free == 0
 
+    @property
+    def free(self) -> int:
+        return self._free
+
     async def acquire(self, urgent: bool) -> None:
         if self._free and not any(self._waiters.values()):
             self._free -= 1

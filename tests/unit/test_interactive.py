@@ -108,8 +108,9 @@ async def settle() -> None:
 
 def running(sandboxes: FakeSandboxes, count: int = 1) -> Callable[[], bool]:
     """True once ``count`` sandboxes have had their source written and a program started."""
-    return lambda: len(sandboxes.drivers) >= count and all(
-        len(driver.calls) >= 2 for driver in sandboxes.drivers[:count]
+    return lambda: (
+        len(sandboxes.drivers) >= count
+        and all(len(driver.calls) >= 2 for driver in sandboxes.drivers[:count])
     )
 
 
@@ -293,11 +294,6 @@ async def test_without_a_queue_a_run_is_refused_while_every_slot_is_busy() -> No
     await sandboxes.drain()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="InteractiveRunner.start counts only runs already waiting in RunSlots: runs "
-    "started in the same event-loop tick (before their tasks ran) all pass the queue bound",
-)
 async def test_clients_arriving_together_count_against_the_queue_bound() -> None:
     """Five sockets ask in the same event-loop tick for one slot and one queue place."""
     sandboxes, runner = setup(max_interactive_runs=1, interactive_queue_size=1)
@@ -322,7 +318,7 @@ async def test_clients_arriving_together_count_against_the_queue_bound() -> None
 
 
 async def test_input_past_the_runs_input_cap_is_refused() -> None:
-    sandboxes, runner = setup(run_input_limit_bytes=1024)
+    _, runner = setup(run_input_limit_bytes=1024)
     run = runner.start(live(("sleep", "60"), stdin=b"a" * 1000), Listener())
     run.write(b"b" * 24)  # exactly the cap, counting the input given at the start
     with pytest.raises(LimitExceededError) as caught:
