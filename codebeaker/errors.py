@@ -143,13 +143,19 @@ def error_text(exc: BaseException) -> str:
     kind, message = described.data.kind, described.message
     if described.data.errors:
         message = "; ".join(
-            f"{'.'.join(str(part) for part in error.loc) or 'message'}: "
-            f"{error.msg.removeprefix('Value error, ')}"
+            f"{_short('.'.join(str(part) for part in error.loc)) or 'message'}: "
+            f"{_short(error.msg.removeprefix('Value error, '))}"
             for error in described.data.errors
         )
     elif described.data.supported:
         message = f"{message}; supported: {', '.join(described.data.supported)}"
     return f"{kind}: {message}"
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """pydantic repeats what the client sent (an unknown tag, a field name): never echo
+    megabytes of it back."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def rpc_error(exc: BaseException) -> RpcError:

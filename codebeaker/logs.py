@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from loguru import logger
 
 __all__ = ["configure_logging"]
+
+API_KEY_IN_QUERY = re.compile(r"(apiKey=)[^&\s\"]*")
+"""uvicorn logs a WebSocket's path with its query: a browser's ``?apiKey=`` must not land
+in the log."""
 
 
 class _InterceptHandler(logging.Handler):
@@ -18,7 +23,8 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+        message = API_KEY_IN_QUERY.sub(r"\1***", record.getMessage())
+        logger.opt(depth=6, exception=record.exc_info).log(level, message)
 
 
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:

@@ -59,7 +59,7 @@ class Terminal(LiveSocket):
     async def _handle(self, text: str) -> None:
         message = self.parse(text)
         if message is None:
-            if _meant_as_code(text):
+            if self.run is None and _meant_as_code(text):  # a running program goes on
                 await self.close()
         elif isinstance(message, CodeMessage):
             await self._start(message)

@@ -3,7 +3,9 @@
 Program output is buffered and sent at most every ``FLUSH_SECONDS``: an endless print loop
 becomes one frame per tick, not one per write. Output after a quiet spell goes at once, so
 the first byte is not held back. Any other message goes at once too, after the output that
-came before it. What waits here is bounded by the run's output cap and input cap.
+came before it. Output waiting here is bounded by the run's output cap; ``backlog`` counts
+the other messages' bytes still unsent, which the socket bounds (a client that sends but
+never reads would otherwise pile up replies).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Outbox:
         self._send = send
         self._interval = interval
         self._items: list[_Output | LiveMessage] = []
+        self.backlog = 0
+        """Bytes of messages (not output) queued or being sent."""
         self._urgent = False
         self._closing = False
         self._wake = asyncio.Event()
@@ -57,10 +61,16 @@ class Outbox:
         self._wake.set()
 
     def message(self, message: LiveMessage) -> None:
+        self.backlog += len(message.model_dump_json())
         self._items.append(message)
         self._urgent = True
         self._hurry.set()
         self._wake.set()
+
+    def abort(self) -> None:
+        """Stop at once, dropping what is queued (the client does not read)."""
+        self._items.clear()
+        self._pump.cancel()
 
     async def close(self) -> None:
         """Send everything still here, then stop."""
@@ -83,6 +93,8 @@ class Outbox:
             items, self._items, self._urgent = self._items, [], False
             for item in items:
                 await self._deliver(item)
+                if not isinstance(item, _Output):
+                    self.backlog -= len(item.model_dump_json())
             if items:
                 self._last = loop.time()
             if self._closing and not self._items:

@@ -29,7 +29,10 @@ from codebeaker.sessions import InteractiveRun, RunEnd
 
 __all__ = ["LiveSocket", "stream_of"]
 
+MIB = 1024 * 1024
 NORMAL_CLOSURE = 1000
+POLICY_VIOLATION = 1008
+CLOSE_SECONDS = 2.0  # for the close frame to reach a client that does not read
 
 
 def stream_of(name: str) -> Stream:
@@ -47,8 +50,13 @@ class LiveSocket:
 
     async def receive_text(self) -> str | None:
         """The next text frame; ``""`` for a frame that was refused (and answered with an
-        error); None once the client is gone or has been silent too long."""
-        idle = self.service.settings.socket_idle_seconds
+        error); None once the client is gone, has been silent too long, or does not read
+        what it is sent (its replies past ``run_input_limit_bytes`` + 1 MiB unsent)."""
+        settings = self.service.settings
+        if self.outbox.backlog > settings.run_input_limit_bytes + MIB:
+            await self._abort()
+            return None
+        idle = settings.socket_idle_seconds
         try:
             async with asyncio.timeout(idle):
                 message = await self.websocket.receive()
@@ -143,6 +151,13 @@ class LiveSocket:
         if self.websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
                 await self.websocket.close(NORMAL_CLOSURE)
+
+    async def _abort(self) -> None:
+        self._closed = True
+        self.outbox.abort()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await self.websocket.close(POLICY_VIOLATION)
 
     async def finished(self) -> None:
         """The client is gone: its program goes too; let our tasks end, stop the outbox."""

@@ -62,6 +62,10 @@ class _Watcher:
                 item = self._queue.popleft()
                 if isinstance(item, SessionEvent):
                     await self._deliver(item)
+                    if item.event == "session_closed":  # the last thing a watch hears
+                        self._idle.set()
+                        self._ended()
+                        return
                 else:
                     call_id, stream, data = item
                     self._pending -= len(data)
@@ -84,8 +88,6 @@ class _Watcher:
             logger.info("a slow watcher of {} lost {} bytes", self._session_id, self._dropped)
             self._dropped = 0
         await self._notify("session.event", event)
-        if event.event == "session_closed":
-            self._ended()
 
     def cancel(self) -> None:
         self._pump.cancel()

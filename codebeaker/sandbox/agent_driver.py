@@ -57,6 +57,9 @@ class AgentLink:
         self._ids = itertools.count(1)
         self._handlers: dict[int, Handler] = {}
         self._ready: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
+        # A link that ends before anyone waits for it (its run was killed meanwhile) fails
+        # the future with nobody to read it: read it here, so it is not logged as lost.
+        self._ready.add_done_callback(lambda ready: ready.cancelled() or ready.exception())
         self._write = asyncio.Lock()
         self._reader = asyncio.create_task(self._read())
 

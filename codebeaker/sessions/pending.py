@@ -17,10 +17,18 @@ from codebeaker.settings import Settings
 __all__ = ["PendingRuns"]
 
 
+PENDING_BYTES = 64 * 1024 * 1024
+"""Source and stdin held for pending runs in all; past it a new one is refused."""
+
+
 @dataclass(frozen=True)
 class _Pending:
     spec: LiveSpec
     expires: float
+
+    @property
+    def size(self) -> int:
+        return len(self.spec.source) + len(self.spec.stdin)
 
 
 class PendingRuns:
@@ -34,7 +42,8 @@ class PendingRuns:
 
     def add(self, spec: LiveSpec) -> str:
         self._drop_expired()
-        if len(self._runs) >= self._capacity:
+        held = sum(run.size for run in self._runs.values())
+        if len(self._runs) >= self._capacity or held + len(spec.source) > PENDING_BYTES:
             raise LimitExceededError(
                 "pending_runs",
                 f"{self._capacity} runs wait for their socket already; try again shortly",

@@ -200,13 +200,18 @@ async def test_bad_messages_keep_the_connection(terminal: Any) -> None:
     await client.send(type="code", language="python", source="print(1)")
     await client.until(lambda c: len(c.of("error")) == 5)
     assert "already runs" in client.of("error")[4]["data"]
-    await client.send(type="input", data=7)  # not a string: named, and the run goes on
+    await client.send(type="code", language="python")  # a bad one: the run goes on too
     await client.until(lambda c: len(c.of("error")) == 6)
-    assert "data" in client.of("error")[5]["data"]
+    assert "source" in client.of("error")[5]["data"]
+    await client.send(type="input", data=7)  # not a string: named, and the run goes on
+    await client.send(type="T" * 100_000)  # the error names it without echoing it all
+    await client.until(lambda c: len(c.of("error")) == 8)
+    assert "data" in client.of("error")[6]["data"]
+    assert len(client.of("error")[7]["data"]) < 1000
     await client.send(type="eof")
     await client.send(type="input", data="late\n")
-    await client.until(lambda c: len(c.of("error")) == 7)
-    assert client.of("error")[6]["data"].startswith("input: input_closed"), client.messages
+    await client.until(lambda c: len(c.of("error")) == 9)
+    assert client.of("error")[8]["data"].startswith("input: input_closed"), client.messages
     await client.until_closed()
     assert exit_of(client)["return_code"] == 5  # nothing after the EOF reached it
 
@@ -309,3 +314,21 @@ async def test_shutdown_lets_running_programs_finish(
         assert not await instance_containers(docker, server.instance)
     finally:
         await client.close()
+
+
+async def test_the_api_key_stays_out_of_the_log(start_server: ServerFactory) -> None:
+    server = await start_server(CODEBEAKER_API_KEY="sekret-key-123")
+    refused = await LiveClient.open(f"{server.url}/ws")
+    allowed = await LiveClient.open(f"{server.url}/ws?apiKey=sekret-key-123")
+    try:
+        await refused.until_closed(timeout=10)
+        assert refused.messages[0]["data"].startswith("unauthorized"), refused.messages
+        await allowed.send(type="code", language="python", source="print('in')")
+        await allowed.until_closed()
+        assert allowed.text() == "in\n"
+        log = server.log()
+        assert "apiKey=***" in log
+        assert "sekret-key-123" not in log
+    finally:
+        await refused.close()
+        await allowed.close()

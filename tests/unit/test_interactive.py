@@ -471,3 +471,16 @@ async def test_pending_runs_beyond_capacity_are_refused_until_some_expire(clock:
     run_id = pending.add(CAT)  # the expired ones made room
     assert len(pending) == 1
     assert pending.claim(run_id) is CAT
+
+
+def test_pending_runs_are_bounded_in_bytes_too(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pending_module, "PENDING_BYTES", 2 * len(BRIEF.source) + 1)
+    pending = PendingRuns(Settings())
+    pending.add(BRIEF)
+    pending.add(BRIEF)
+    with pytest.raises(LimitExceededError):
+        pending.add(BRIEF)
+    clock.now += 61
+    pending.add(BRIEF)  # expired ones free their bytes

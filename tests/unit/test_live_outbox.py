@@ -209,3 +209,29 @@ async def test_a_send_that_fails_does_not_stop_the_rest() -> None:
     outbox.message(ExitMessage(return_code=0))
     await asyncio.wait_for(outbox.close(), WAIT_SECONDS)  # no exception escapes
     assert attempts == ["stdout", "exit"]
+
+
+async def test_the_backlog_counts_unsent_messages_and_abort_drops_them() -> None:
+    release = asyncio.Event()
+    sent: list[str] = []
+
+    async def stuck(text: str) -> None:  # a client that does not read
+        await release.wait()
+        sent.append(text)
+
+    outbox = Outbox(stuck)
+    for _ in range(3):
+        outbox.message(EchoMessage(data="x" * 1000))
+    await asyncio.sleep(0.01)
+    assert outbox.backlog > 3000
+    release.set()
+    await until(lambda: len(sent) == 3)
+    assert outbox.backlog == 0
+
+    release.clear()
+    outbox.message(EchoMessage(data="y"))
+    outbox.message(EchoMessage(data="z"))
+    outbox.abort()
+    release.set()
+    await outbox.close()
+    assert len(sent) == 3  # nothing queued went out after the abort

@@ -290,7 +290,7 @@
         write(ANSI.red + message.data + ANSI.reset);
         break;
       case "compile_success":
-        setCompiler("ok", "Compiled successfully.", message.stderr || "");
+        setCompiler("ok", "Compiled successfully.", "");
         setStatus("Running…", "busy");
         break;
       case "compile_error":
