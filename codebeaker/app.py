@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *router.routes,
             WebSocketRoute(JSONRPC_PATH, jsonrpc_socket),
             WebSocketRoute("/ws", terminal_socket),
-            WebSocketRoute("/ws/session/{sessionId}", pending_run_socket),
+            WebSocketRoute("/ws/session/{sessionId:path}", pending_run_socket),
             *playground.routes(),
         ],
     )

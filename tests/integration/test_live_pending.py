@@ -100,7 +100,7 @@ async def test_output_cap_ends_the_run(server_process: ServerProcess) -> None:
 async def test_ids_are_good_once(server_process: ServerProcess) -> None:
     session_id = await pending_run(server_process.http_url, language="python", code="print(1)")
     await (await connect(server_process, session_id)).until_closed()
-    for unknown in (session_id, "no-such-run"):
+    for unknown in (session_id, "no-such-run", "..%2f..%2fapi", "a/b"):
         with pytest.raises(InvalidStatus) as refused:
             await connect(server_process, unknown)
         response = refused.value.response
