@@ -21,7 +21,7 @@ from codebeaker.api.live import (
     ErrorMessage,
     ExitMessage,
 )
-from codebeaker.live.socket import LiveSocket, stream_of
+from codebeaker.live.socket import LiveSocket
 from codebeaker.sessions import RunEnd
 
 __all__ = ["terminal_socket"]
@@ -35,10 +35,7 @@ async def terminal_socket(websocket: WebSocket) -> None:
 class Terminal(LiveSocket):
     """One ``/ws`` connection: its messages in, its run's messages out."""
 
-    # RunListener
-    def output(self, stream: str, data: bytes) -> None:
-        self.outbox.output(stream_of(stream), data)
-
+    # RunListener (with LiveSocket.output)
     def compiled(self, result: CompileResult) -> None:
         if result.exit_code == 0:
             if result.stderr or result.stdout:  # warnings: shown, then the program runs

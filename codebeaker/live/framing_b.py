@@ -13,14 +13,13 @@ from starlette.websockets import WebSocket
 
 from codebeaker.api import CompileResult
 from codebeaker.api.live import CodeMessage, ErrorMessage, ExitCodeMessage
+from codebeaker.auth import POLICY_VIOLATION
 from codebeaker.exceptions import RunNotFoundError
-from codebeaker.live.socket import LiveSocket, stream_of
+from codebeaker.live.socket import LiveSocket
 from codebeaker.rest.problems import problem_response
 from codebeaker.sessions import LiveSpec, RunEnd
 
 __all__ = ["pending_run_socket"]
-
-POLICY_VIOLATION = 1008
 
 
 async def pending_run_socket(websocket: WebSocket) -> None:
@@ -37,10 +36,7 @@ async def pending_run_socket(websocket: WebSocket) -> None:
 
 
 class PendingRunSocket(LiveSocket):
-    # RunListener
-    def output(self, stream: str, data: bytes) -> None:
-        self.outbox.output(stream_of(stream), data)
-
+    # RunListener (with LiveSocket.output)
     def compiled(self, result: CompileResult) -> None:
         if result.stdout or result.stderr:
             self.outbox.output("stderr", (result.stdout + result.stderr).encode())

@@ -36,7 +36,8 @@ class Outbox:
     def __init__(self, send: Send, interval: float = FLUSH_SECONDS) -> None:
         self._send = send
         self._interval = interval
-        self._items: list[_Output | LiveMessage] = []
+        self._items: list[_Output | str] = []
+        """Output, and other messages already rendered as their frames."""
         self.backlog = 0
         """Bytes of messages (not output) queued or being sent."""
         self._urgent = False
@@ -61,8 +62,9 @@ class Outbox:
         self._wake.set()
 
     def message(self, message: LiveMessage) -> None:
-        self.backlog += len(message.model_dump_json())
-        self._items.append(message)
+        frame = dumps(message.to_wire())
+        self.backlog += len(frame)
+        self._items.append(frame)
         self._urgent = True
         self._hurry.set()
         self._wake.set()
@@ -93,15 +95,15 @@ class Outbox:
             items, self._items, self._urgent = self._items, [], False
             for item in items:
                 await self._deliver(item)
-                if not isinstance(item, _Output):
-                    self.backlog -= len(item.model_dump_json())
+                if isinstance(item, str):
+                    self.backlog -= len(item)
             if items:
                 self._last = loop.time()
             if self._closing and not self._items:
                 await self._flush_decoders()
                 return
 
-    async def _deliver(self, item: _Output | LiveMessage) -> None:
+    async def _deliver(self, item: _Output | str) -> None:
         if isinstance(item, _Output):
             await self._text(item.stream, self._decoders[item.stream].decode(bytes(item.data)))
             return
@@ -115,10 +117,10 @@ class Outbox:
 
     async def _text(self, stream: Stream, text: str) -> None:
         if text:
-            await self._transmit(OutputMessage(type=stream, data=text))
+            await self._transmit(dumps(OutputMessage(type=stream, data=text).to_wire()))
 
-    async def _transmit(self, message: LiveMessage) -> None:
+    async def _transmit(self, frame: str) -> None:
         try:
-            await self._send(dumps(message.to_wire()))
+            await self._send(frame)
         except Exception as exc:  # the socket is gone: nothing else can be told either
             logger.debug("dropped a message for a closed socket: {}", exc)

@@ -18,25 +18,20 @@ from codebeaker.api.live import (
     InputMessage,
     KillMessage,
     LiveMessage,
-    Stream,
 )
 from codebeaker.api.wire import parse
+from codebeaker.auth import POLICY_VIOLATION
 from codebeaker.errors import error_text
 from codebeaker.exceptions import InvalidParamsError, PayloadTooLargeError
 from codebeaker.live.outbox import Outbox
 from codebeaker.service import SandboxService
 from codebeaker.sessions import InteractiveRun, RunEnd
 
-__all__ = ["LiveSocket", "stream_of"]
+__all__ = ["LiveSocket"]
 
 MIB = 1024 * 1024
 NORMAL_CLOSURE = 1000
-POLICY_VIOLATION = 1008
 CLOSE_SECONDS = 2.0  # for the close frame to reach a client that does not read
-
-
-def stream_of(name: str) -> Stream:
-    return "stderr" if name == "stderr" else "stdout"
 
 
 class LiveSocket:
@@ -47,6 +42,10 @@ class LiveSocket:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.run: InteractiveRun | None = None
+
+    def output(self, stream: str, data: bytes) -> None:
+        """``RunListener``: the program's output, as it arrives."""
+        self.outbox.output("stderr" if stream == "stderr" else "stdout", data)
 
     async def receive_text(self) -> str | None:
         """The next text frame; ``""`` for a frame that was refused (and answered with an
