@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+from dataclasses import replace
 from typing import Any
 
 from loguru import logger
@@ -281,15 +282,8 @@ class SandboxService:
 
     def create_pending_run(self, request: PendingRunRequest) -> PendingRunCreated:
         """Framing B: validate now, run when a socket claims the id."""
-        runtime = self.runtimes.get(request.language)
-        spec = LiveSpec(
-            runtime=runtime,
-            source=request.code,
-            filename=runtime.source_file,
-            compile=runtime.compile,
-            command=runtime.run,
-            stdin=(request.stdin or "").encode("utf-8", errors="surrogatepass"),
-        )
+        stdin = (request.stdin or "").encode("utf-8", errors="surrogatepass")
+        spec = LiveSpec.of(self.runtimes.get(request.language), request.code, stdin)
         return PendingRunCreated(session_id=self._pending.add(spec))
 
     def claim_pending_run(self, run_id: str) -> LiveSpec:
@@ -299,17 +293,12 @@ class SandboxService:
         runtime = self.runtimes.get(message.language)
         if message.filename is not None:
             runtime = runtime.with_source(message.filename)
-        compile_argv = runtime.compile
+        spec = LiveSpec.of(runtime, message.source)
         if message.compile_cmd is not None:
-            compile_argv = _words(message.compile_cmd, "compile_cmd")
-        command = runtime.run if message.command is None else _words(message.command, "command")
-        return LiveSpec(
-            runtime=runtime,
-            source=message.source,
-            filename=runtime.source_file,
-            compile=compile_argv,
-            command=command,
-        )
+            spec = replace(spec, compile=_words(message.compile_cmd, "compile_cmd"))
+        if message.command is not None:
+            spec = replace(spec, command=_words(message.command, "command"))
+        return spec
 
 
 def _words(line: str, field: str) -> tuple[str, ...]:

@@ -44,12 +44,21 @@ class LiveSpec:
     """One interactive run, resolved: which image, which file, which argv."""
 
     runtime: Runtime
+    """Its ``source_file`` is where the source goes."""
     source: str
-    filename: str
     compile: tuple[str, ...] | None
     command: tuple[str, ...]
     stdin: bytes = b""
     """Input already there when the program starts (framing B's ``stdin``)."""
+
+    @classmethod
+    def of(cls, runtime: Runtime, source: str, stdin: bytes = b"") -> LiveSpec:
+        """The language's own compile and run commands."""
+        return cls(runtime, source, runtime.compile, runtime.run, stdin)
+
+    @property
+    def filename(self) -> str:
+        return self.runtime.source_file
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,7 @@ def runtime(run: tuple[str, ...], compile: tuple[str, ...] | None = None) -> Run
 
 def live(run: tuple[str, ...], compile: tuple[str, ...] | None = None, **more: bytes) -> LiveSpec:
     rt = runtime(run, compile)
-    return LiveSpec(
-        runtime=rt, source="src", filename="main.x", compile=compile, command=run, **more
-    )
+    return LiveSpec(runtime=rt, source="src", compile=compile, command=run, **more)
 
 
 CAT = live(("cat",))
