@@ -1,13 +1,15 @@
 """CodeBeaker against raw Docker calls, measured side by side in the same run.
 
     .venv/bin/python benchmarks/run.py [--iterations 30] [--url ws://HOST:PORT] [--json PATH]
-                                       [--only 0,A,B,C,T,L,R,I]
+                                       [--only 0,A,B,C,T,L,R,K,I]
 
 Without ``--url`` it starts two servers of its own (``python -m codebeaker serve`` on free
 ports, each with its own ``CODEBEAKER_INSTANCE``): the agent driver with its warm pool, and the
 exec driver without one; the per-command scenarios run against both. Both stop at the end.
 Scenario I (interactive runs over ``GET /ws``) gets a third agent server, started when I
 begins and stopped when it ends, whose pool holds python, c and java containers.
+Scenario K (code contexts: ``session.run_code``, ``context.*``) runs on the agent server
+only, in one python session, with ``execute_shell`` in the same session as its baseline.
 Every scenario alternates one CodeBeaker call and its baseline, the equivalent aiodocker
 call(s) on a container with the same hardening, after a few warm-up rounds that are not
 counted (scenario R takes turns among three calls of ours and one baseline). Every
@@ -64,7 +66,7 @@ RUN_GOAL_MS = 40.0  # the speed issue's goal for a one-shot run (p50, warm pool)
 CLEANUP_SECONDS = 60.0
 BLOCK = 10  # per-command scenarios alternate in blocks of this many calls a side
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local
-SCENARIOS = ("0", "A", "B", "C", "T", "L", "R", "I")
+SCENARIOS = ("0", "A", "B", "C", "T", "L", "R", "K", "I")
 LIVE_PROGRAMS = {  # scenario I: each prints HELLO_OUTPUT and exits 0
     "python": HELLO,
     "c": '#include <stdio.h>\n\nint main(void) {\n    puts("hello");\n    return 0;\n}\n',
@@ -75,6 +77,59 @@ LIVE_PROGRAMS = {  # scenario I: each prints HELLO_OUTPUT and exits 0
 }
 LIVE_POOL = {language: 2 for language in LIVE_PROGRAMS}
 LIVE_GOAL = 1 / 3  # the interactive issue's goal: at most a third of the raw path (not java)
+# Scenario K, code contexts: the contexts issue's goals.
+CELL_GOAL_MS = 10.0  # a cell on a warm context, p50 end to end
+NEW_CONTEXT_GOAL_MS = 100.0  # context.create + its first cell, p50
+CONTEXT_PSS_GOAL_MIB = 15.0  # an idle interpreter's proportional set size
+INTERRUPT_GOAL_MS = 200.0  # from a cell's deadline to its result, p50
+IDLE_CONTEXTS = 4  # contexts (and baseline processes) whose memory K reads
+CELL_TIMEOUT = 0.5  # seconds: the timeout of K's endless cells and of its `sleep 100`
+TIMEOUT_ROUNDS = 5  # K's timeout rows: rounds a side (at most --iterations)
+CELL = "1+1"
+SHELL_CELL = {"type": "execute_shell", "commandName": "python3", "args": ["-c", "print(1+1)"]}
+ENDLESS = {  # K's cells that never end by themselves
+    "`while True: pass`": "while True:\n    pass\n",
+    "sleep loop": "import time\nwhile True:\n    time.sleep(0.001)\n",
+}
+IDLE_PYTHON = "import time; time.sleep(60)"
+# Reads /proc of the pids in argv (context interpreters, "--", baseline processes) as
+# uid 1000 inside the sandbox: {"contexts"|"baseline": {pid: {"pss": kB, "rss": kB}}}.
+MEMORY_READER = """\
+import json, sys
+
+def kb(path, key):
+    with open(path) as f:
+        return sum(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+def usage(pid):
+    try:
+        pss = kb(f"/proc/{pid}/smaps_rollup", "Pss")
+    except FileNotFoundError:  # before Linux 4.14
+        pss = kb(f"/proc/{pid}/smaps", "Pss")
+    return {"pss": pss, "rss": kb(f"/proc/{pid}/status", "VmRSS")}
+
+cut = sys.argv.index("--")
+sides = {"contexts": sys.argv[1:cut], "baseline": sys.argv[cut + 1 :]}
+print(json.dumps({side: {pid: usage(pid) for pid in pids} for side, pids in sides.items()}))
+"""
+# $1: the reader, $2: how many idle pythons to start, the rest: the contexts' pids. Starts the
+# baseline processes, lets them settle into their sleep, reads everyone at once (so shared
+# pages are split among the same processes for both sides), then stops the baseline.
+MEMORY_SCRIPT = """\
+reader=$1; count=$2; shift 2
+pids=""
+i=0
+while [ "$i" -lt "$count" ]; do
+    python3 -c "$IDLE" </dev/null >/dev/null 2>&1 &
+    pids="$pids $!"
+    i=$((i + 1))
+done
+sleep 1
+python3 -c "$reader" "$@" -- $pids
+status=$?
+kill $pids
+exit $status
+"""
 
 
 # --------------------------------------------------------------------------- JSON-RPC client
@@ -438,6 +493,8 @@ class Bench:
             await self.llm_sandbox(main.driver)
         if wanted("R"):
             await self.one_shot(main)
+        if wanted("K"):
+            await self.code_contexts(main)
 
     async def round_trip(self, rpc: RpcClient) -> None:
         """``session.list``: the WebSocket and JSON-RPC cost alone, no Docker call behind it."""
@@ -660,6 +717,160 @@ class Bench:
         for name, samples, note in zip(calls, ours_ms, notes, strict=True):
             self.rows.append(latency_row(name, samples, base_ms, note))
 
+    async def code_contexts(self, target: Target) -> None:
+        """Scenario K in one python session: cells on a warm context, a new context's first
+        cell, the memory of idle interpreters, and a cell's timeout; each against the same
+        work through ``execute_shell`` (a fresh ``python3``) in the same session."""
+        session_id = await self.open_session(target.rpc)
+        try:
+            try:  # untimed: waits for the default context, which session.create started
+                await run_cell(target.rpc, session_id, CELL)
+            except RpcError as exc:
+                if error_kind(exc) != "contexts_unsupported":
+                    raise
+                self.log("K: this server has no code contexts (contexts_unsupported): skipped")
+                return
+            await self.warm_cell(target.rpc, session_id)
+            await self.new_context(target.rpc, session_id)
+            await self.idle_memory(target.rpc, session_id)
+            await self.cell_timeout(target.rpc, session_id)
+        finally:
+            await self.close_session(session_id)
+
+    async def shell_cell(self, rpc: RpcClient, session_id: str) -> float:
+        """K's baseline: ``python3 -c "print(1+1)"`` through ``execute_shell``."""
+        ms, reply = await timed(lambda: rpc.execute(session_id, SHELL_CELL))
+        expect(reply["result"]["stdout"] == "2\n", reply)
+        return ms
+
+    async def warm_cell(self, rpc: RpcClient, session_id: str) -> None:
+        self.log("K: `1+1` on the warm default context vs execute_shell python3 -c")
+
+        async def ours() -> float:
+            return (await timed(lambda: run_cell(rpc, session_id, CELL)))[0]
+
+        args = self.args
+        ours_ms, base_ms = await alternate(
+            args.iterations,
+            args.warmup,
+            ours,
+            functools.partial(self.shell_cell, rpc, session_id),
+            BLOCK,
+        )
+        row = latency_row("K  cell `1+1`, warm context", ours_ms, base_ms)
+        row.note = f"baseline: `python3 -c` via execute_shell; {goal_note(row, CELL_GOAL_MS)}"
+        self.rows.append(row)
+
+    async def new_context(self, rpc: RpcClient, session_id: str) -> None:
+        self.log("K: context.create + first `1+1` vs execute_shell python3 -c")
+        create_ms: list[float] = []
+        close_ms: list[float] = []
+
+        async def ours() -> float:
+            ms, info = await timed(lambda: rpc.call("context.create", {"sessionId": session_id}))
+            context_id = info["contextId"]
+            try:
+                cell_ms = (await timed(lambda: run_cell(rpc, session_id, CELL, context_id)))[0]
+            finally:
+                ref = {"sessionId": session_id, "contextId": context_id}
+                close_ms.append((await timed(lambda: rpc.call("context.close", ref)))[0])
+            create_ms.append(ms)
+            return ms + cell_ms
+
+        args = self.args
+        ours_ms, base_ms = await alternate(
+            args.iterations, args.warmup, ours, functools.partial(self.shell_cell, rpc, session_id)
+        )
+        row = latency_row("K  context.create + first `1+1`", ours_ms, base_ms)
+        row.note = (
+            f"each context closed after (untimed, p50 {fmt(p50(close_ms[args.warmup :]))} ms); "
+            f"{goal_note(row, NEW_CONTEXT_GOAL_MS)}"
+        )
+        self.rows.append(row)
+        self.rows.append(
+            latency_row("   of which context.create", create_ms[args.warmup :], base_ms)
+        )
+
+    async def idle_memory(self, rpc: RpcClient, session_id: str) -> None:
+        """PSS and RSS of ``IDLE_CONTEXTS`` contexts that ran a cell, read at the same moment
+        as those of as many idle ``python3 -c 'time.sleep(60)'`` processes."""
+        self.log(f"K: memory of {IDLE_CONTEXTS} idle contexts vs idle python3 processes")
+        contexts: list[dict[str, Any]] = []
+        try:
+            for _ in range(IDLE_CONTEXTS):
+                contexts.append(await rpc.call("context.create", {"sessionId": session_id}))
+                await run_cell(rpc, session_id, "1", contexts[-1]["contextId"])
+            listed = await rpc.call("context.list", {"sessionId": session_id})
+            ids = {context["contextId"] for context in contexts}
+            pids = [str(c["pid"]) for c in listed["contexts"] if c["contextId"] in ids]
+            expect(len(pids) == IDLE_CONTEXTS and "0" not in pids, listed)
+            read = {
+                "type": "execute_shell",
+                "commandName": "sh",
+                "args": ["-c", MEMORY_SCRIPT, "sh", MEMORY_READER, str(IDLE_CONTEXTS), *pids],
+                "env": {"IDLE": IDLE_PYTHON},
+            }
+            usage = json.loads((await rpc.execute(session_id, read))["result"]["stdout"])
+        finally:
+            for context in contexts:
+                ref = {"sessionId": session_id, "contextId": context["contextId"]}
+                await rpc.call("context.close", ref)
+        expect(len(usage["contexts"]) == len(usage["baseline"]) == IDLE_CONTEXTS, usage)
+        for key, name in (("pss", "K  idle context PSS"), ("rss", "   idle context RSS")):
+            ours = [entry[key] / 1024 for entry in usage["contexts"].values()]
+            base = [entry[key] / 1024 for entry in usage["baseline"].values()]
+            row = latency_row(name, ours, base)
+            row.unit = "MiB"
+            row.note = (
+                f"{IDLE_CONTEXTS} contexts after one cell each, mean {fmt(statistics.mean(ours))}"
+                f" MiB; baseline: {IDLE_CONTEXTS} idle `python3 -c '{IDLE_PYTHON}'` in the same"
+                f" session, mean {fmt(statistics.mean(base))} MiB"
+            )
+            if key == "pss":
+                verdict = "met" if statistics.mean(ours) <= CONTEXT_PSS_GOAL_MIB else "missed"
+                row.note += f"; goal mean <= {CONTEXT_PSS_GOAL_MIB:g} MiB: {verdict}"
+            self.rows.append(row)
+
+    async def cell_timeout(self, rpc: RpcClient, session_id: str) -> None:
+        """Milliseconds from a cell's deadline (``timeoutSeconds`` after it was sent) to its
+        result, for a pure-Python loop and a loop of sleeps, taking turns with
+        ``execute_shell`` ``sleep 100`` under the same timeout."""
+        rounds, warmup = min(self.args.iterations, TIMEOUT_ROUNDS), min(self.args.warmup, 1)
+        self.log(f"K: cell timeout -> result vs execute_shell `sleep 100` ({rounds} rounds)")
+        deadline_ms = CELL_TIMEOUT * 1000
+        preserved: list[bool] = []
+
+        async def ours(code: str) -> float:
+            ms, reply = await timed(
+                lambda: run_cell(rpc, session_id, code, timeout=CELL_TIMEOUT, status="timeout")
+            )
+            preserved.append(reply["statePreserved"])
+            return ms - deadline_ms
+
+        async def base() -> float:
+            command = {
+                "type": "execute_shell",
+                "commandName": "sleep",
+                "args": ["100"],
+                "timeoutSeconds": CELL_TIMEOUT,
+            }
+            params = {"sessionId": session_id, "command": command}
+            ms, reply = await timed(lambda: rpc.call("session.execute", params))
+            expect(not reply["success"] and reply["result"]["timedOut"], reply)
+            return ms - deadline_ms
+
+        sides = [functools.partial(ours, code) for code in ENDLESS.values()]
+        *ours_ms, base_ms = await rotate(rounds, warmup, [*sides, base])
+        kept = "state kept every time" if all(preserved) else "state lost at least once"
+        for name, samples in zip(ENDLESS, ours_ms, strict=True):
+            row = latency_row(f"K  timeout -> result, {name}", samples, base_ms)
+            row.note = (
+                f"round trip minus the {CELL_TIMEOUT:g} s timeout; baseline: execute_shell "
+                f"`sleep 100` with the same timeout; {kept}; "
+                f"{goal_note(row, INTERRUPT_GOAL_MS, 'past the deadline')}"
+            )
+            self.rows.append(row)
+
     async def settled(
         self, server: Target | Endpoint, kind: str = "run", language: str = "python"
     ) -> None:
@@ -754,6 +965,37 @@ class Bench:
             f"{fmt(base_exit)} ms, ours/that {end.ours_p50 / base_exit:.2f}x)"
         )
         self.rows += [first, end]
+
+
+async def run_cell(
+    rpc: RpcClient,
+    session_id: str,
+    code: str,
+    context_id: str | None = None,
+    timeout: float | None = None,
+    status: str = "ok",
+) -> dict[str, Any]:
+    """``session.run_code`` that insists on ``status`` (and on ``2`` for ``1+1``)."""
+    params: dict[str, Any] = {"sessionId": session_id, "code": code}
+    if context_id is not None:
+        params["contextId"] = context_id
+    if timeout is not None:
+        params["timeoutSeconds"] = timeout
+    reply: dict[str, Any] = await rpc.call("session.run_code", params)
+    expect(reply["status"] == status, reply)
+    if code == CELL:
+        expect(reply["results"][-1]["data"]["text/plain"] == "2", reply)
+    return reply
+
+
+def error_kind(exc: RpcError) -> object:
+    data = exc.error.get("data")
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def goal_note(row: Row, goal_ms: float, what: str = "") -> str:
+    verdict = "met" if row.ours_p50 <= goal_ms else "missed"
+    return f"goal p50 <= {goal_ms:g} ms{' ' + what if what else ''}: {verdict}"
 
 
 def unpooled_memory() -> int:
@@ -1163,7 +1405,8 @@ def report(
         f"iterations={args.iterations} (execution.run: {args.run_iterations}, B: "
         f"{args.iterations * 2}), warmup={args.warmup}, concurrency={args.concurrency}, "
         f"duration={args.duration:g}s, I: {args.interactive_iterations} (java "
-        f"{max(1, args.interactive_iterations // 2)}), scenarios {','.join(sorted(args.only))}, "
+        f"{max(1, args.interactive_iterations // 2)}), K timeouts: "
+        f"{min(args.iterations, TIMEOUT_ROUNDS)}, scenarios {','.join(sorted(args.only))}, "
         f"total {elapsed:.0f}s; ratio = ours p50 / baseline p50"
     )
     if args.json:

@@ -18,6 +18,7 @@ SANDBOX_USER: Final = "1000:1000"
 KEEPALIVE_USER: Final = "65534:65534"
 GUEST_PATH: Final = "/opt/codebeaker/guest.py"  # stdlib-only helper baked into every image
 AGENT_PATH: Final = "/opt/codebeaker/agent.py"  # beside it: the per-session command agent
+KERNEL_PATH: Final = "/opt/codebeaker/kernel.py"  # one per code context, started by the agent
 AGENT_USER: Final = "0:0"  # root with CAP_SETUID/CAP_SETGID only, so user code cannot kill it
 AGENT_CAPS: Final = ("SETUID", "SETGID")
 RUN_MARKER_ENV: Final = "CODEBEAKER_RUN"  # tags every process of one command, for the tree kill

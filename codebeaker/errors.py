@@ -17,6 +17,8 @@ from codebeaker.api.jsonrpc import RpcError
 from codebeaker.exceptions import (
     CodeBeakerError,
     CommandFailedError,
+    ContextNotFoundError,
+    ContextsUnsupportedError,
     ExecutionFinishedError,
     ExecutionNotFoundError,
     ImageMissingError,
@@ -68,6 +70,8 @@ KINDS: tuple[tuple[type[CodeBeakerError], int, int, str], ...] = (
     (ProgramExitedError, -32007, 409, "input_closed"),
     (RunNotFoundError, -32010, 404, "run_not_found"),
     (ShuttingDownError, -32011, 503, "shutting_down"),
+    (ContextNotFoundError, -32012, 404, "context_not_found"),
+    (ContextsUnsupportedError, -32013, 409, "contexts_unsupported"),
 )
 
 PATH_KIND = "path_outside_workspace"

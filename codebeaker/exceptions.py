@@ -12,6 +12,8 @@
     │   └── PayloadTooLargeError                 a body or frame over the size limit
     ├── UnauthorizedError (PermissionError)      missing or wrong API key
     ├── InputClosedError                         session.input with no command reading
+    ├── ContextNotFoundError (KeyError)          a code context the session does not have
+    ├── ContextsUnsupportedError                 code contexts in a sandbox without the agent
     ├── CommandFailedError                       a command ran and failed: a result
     └── SandboxError                             the Docker layer failed
         ├── SandboxUnavailableError (ConnectionError)   the engine cannot be reached
@@ -32,6 +34,8 @@ __all__ = [
     "CodeBeakerError",
     "CommandFailedError",
     "ContainerGoneError",
+    "ContextNotFoundError",
+    "ContextsUnsupportedError",
     "ExecutionFinishedError",
     "ExecutionNotFoundError",
     "ImageMissingError",
@@ -168,6 +172,28 @@ class ShuttingDownError(CodeBeakerError):
 
     def __init__(self) -> None:
         super().__init__("the server is shutting down; try again shortly")
+
+
+class ContextNotFoundError(CodeBeakerError, KeyError):
+    """A context id the session does not have (another session's included)."""
+
+    def __init__(self, session_id: str, context_id: str) -> None:
+        super().__init__(f"session {session_id} has no code context {context_id!r}")
+        self.context_id = context_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ContextsUnsupportedError(CodeBeakerError):
+    """Code contexts need the in-container agent; this sandbox runs without it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "code contexts need the sandbox agent, and this session's sandbox runs commands "
+            "through Docker exec (CODEBEAKER_DRIVER=exec, or an image without the agent); "
+            "session.execute still works"
+        )
 
 
 class CommandFailedError(CodeBeakerError):

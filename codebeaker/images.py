@@ -32,7 +32,9 @@ __all__ = ["ImageBuild", "build_images", "debian_mirror"]
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 COMMON = DOCKER / "base"  # the sandbox user and the guest helper, shared by every language
 SANDBOX = Path(__file__).resolve().parent / "sandbox"
-IN_IMAGE = (SANDBOX / "guest.py", SANDBOX / "agent.py")  # stdlib-only, baked into every image
+IN_IMAGE = tuple(  # stdlib-only, baked into every image
+    SANDBOX / name for name in ("guest.py", "agent.py", "frames.py", "kernels.py", "kernel.py")
+)
 SUITE = "bookworm"
 PULL_TIMEOUT = 60.0
 # Written into the offline root, as Debian's own slim images do: later apt installs skip

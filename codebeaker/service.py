@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -38,13 +39,24 @@ from codebeaker.api import (
     WatchResult,
 )
 from codebeaker.api.commands import ReadFile, ReadFileResult, WriteFile, WriteFileResult
+from codebeaker.api.contexts import (
+    ContextClosed,
+    ContextInfo,
+    ContextList,
+    ContextRef,
+    CreateContextRequest,
+    DisplayData,
+    InterruptResult,
+    RunCodeRequest,
+    RunCodeResult,
+)
 from codebeaker.api.live import CodeMessage, PendingRunCreated, PendingRunRequest
 from codebeaker.api.wire import parse
 from codebeaker.exceptions import CommandFailedError, InvalidParamsError, SandboxError
 from codebeaker.executions import ExecutionQueue, ExecutionStore
 from codebeaker.runtimes import RUNTIMES, RuntimeRegistry
 from codebeaker.sandbox.docker import DockerBackend
-from codebeaker.sandbox.driver import OutputSink
+from codebeaker.sandbox.driver import Display, OutputSink
 from codebeaker.sessions import (
     InteractiveRun,
     InteractiveRunner,
@@ -58,6 +70,7 @@ from codebeaker.sessions import (
     SessionManager,
     SessionObserver,
 )
+from codebeaker.sessions.contexts import display_data
 from codebeaker.settings import Settings
 
 __all__ = ["SandboxService"]
@@ -243,6 +256,61 @@ class SandboxService:
             raise CommandFailedError.from_message(outcome.error)
         assert isinstance(outcome.result, WriteFileResult | ReadFileResult)
         return outcome.result
+
+    # ------------------------------------------------------------------ code contexts
+
+    async def create_context(self, request: CreateContextRequest) -> ContextInfo:
+        context = await self._sessions.create_context(request.session_id, request.cwd, request.env)
+        return context.info(request.session_id)
+
+    def list_contexts(self, request: SessionRef) -> ContextList:
+        contexts = self._sessions.get(request.session_id).contexts.list()
+        infos = [context.info(request.session_id) for context in contexts]
+        return ContextList(session_id=request.session_id, count=len(infos), contexts=infos)
+
+    async def restart_context(self, request: ContextRef) -> ContextInfo:
+        contexts = self._sessions.get(request.session_id).contexts
+        context = await contexts.restart(contexts.get(request.context_id))
+        return context.info(request.session_id)
+
+    async def close_context(self, request: ContextRef) -> ContextClosed:
+        contexts = self._sessions.get(request.session_id).contexts
+        await contexts.close(contexts.get(request.context_id))
+        return ContextClosed(session_id=request.session_id, context_id=request.context_id)
+
+    async def interrupt(self, request: ContextRef) -> InterruptResult:
+        """Interrupt the context's running cell (queued ones still run)."""
+        contexts = self._sessions.get(request.session_id).contexts
+        interrupted = await contexts.interrupt(contexts.get(request.context_id))
+        return InterruptResult(
+            session_id=request.session_id,
+            context_id=request.context_id,
+            interrupted=interrupted,
+        )
+
+    async def run_code(
+        self,
+        request: RunCodeRequest,
+        on_output: OutputSink | None = None,
+        on_display: Callable[[DisplayData], None] | None = None,
+        call_id: Any = None,
+    ) -> RunCodeResult:
+        """One cell in a code context; when ``request.stream``, output goes to
+        ``on_output`` and each displayed value to ``on_display`` as they come."""
+        display_sink = None
+        if request.stream and on_display is not None:
+            shown = on_display
+
+            def display_sink(display: Display) -> None:
+                shown(display_data(display))
+
+        return await self._sessions.run_code(
+            request.session_id,
+            request,
+            on_output=on_output if request.stream else None,
+            on_display=display_sink,
+            call_id=call_id,
+        )
 
     # ------------------------------------------------------------------ one-shot runs
 

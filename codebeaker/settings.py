@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     max_write_bytes: int = Field(10 * MIB, ge=1024)
     """Largest decoded ``content`` of one ``write_file``."""
 
+    # Code contexts (context.*, session.run_code)
+    max_contexts_per_session: int = Field(8, ge=1)
+    """Interpreters one session may hold, its default context included."""
+    interrupt_grace_seconds: float = Field(1.0, gt=0)
+    """After a cell's timeout or ``session.interrupt``, how long its KeyboardInterrupt may
+    take before the interpreter is killed and started again (its state lost)."""
+    result_item_limit_bytes: int = Field(2 * MIB, ge=1024)
+    """Largest representation of one displayed value (a repr is cut, an image left out)."""
+    cell_results_limit_bytes: int = Field(8 * MIB, ge=1024)
+    """All displayed values of one cell together; later ones are left out."""
+
     # execution.run
     max_concurrent_runs: int = Field(4, ge=1)
     run_queue_size: int = Field(32, ge=0)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,16 @@ from codebeaker.api import (
     SessionRef,
     WatchResult,
     WireModel,
+)
+from codebeaker.api.contexts import (
+    ContextClosed,
+    ContextInfo,
+    ContextList,
+    ContextRef,
+    CreateContextRequest,
+    InterruptResult,
+    RunCodeRequest,
+    RunCodeResult,
 )
 from codebeaker.api.wire import parse
 from codebeaker.errors import rpc_error
@@ -77,15 +88,21 @@ async def session_create(call: Call, params: CreateSessionRequest) -> SessionInf
     return await call.service.create_session(params)
 
 
+@contextlib.asynccontextmanager
+async def _streaming(call: Call, session_id: str) -> AsyncIterator[OutputForwarder]:
+    forwarder = OutputForwarder(call.notify, session_id, call.request_id)
+    try:
+        yield forwarder
+    finally:
+        await forwarder.close()  # every notification goes out before the response
+
+
 @_method(ExecuteRequest)
 async def session_execute(call: Call, params: ExecuteRequest) -> CommandOutcome:
     if not params.streams:
         return await call.service.execute(params, call_id=call.request_id)
-    forwarder = OutputForwarder(call.notify, params.session_id, call.request_id)
-    try:
+    async with _streaming(call, params.session_id) as forwarder:
         return await call.service.execute(params, on_output=forwarder.feed, call_id=call.request_id)
-    finally:
-        await forwarder.close()  # every notification goes out before the response
 
 
 @_method(InputRequest)
@@ -119,6 +136,41 @@ async def session_unwatch(call: Call, params: SessionRef) -> WatchResult:
     return await _watches(call).unwatch(params)
 
 
+@_method(CreateContextRequest)
+async def context_create(call: Call, params: CreateContextRequest) -> ContextInfo:
+    return await call.service.create_context(params)
+
+
+@_method(SessionRef)
+async def context_list(call: Call, params: SessionRef) -> ContextList:
+    return call.service.list_contexts(params)
+
+
+@_method(ContextRef)
+async def context_restart(call: Call, params: ContextRef) -> ContextInfo:
+    return await call.service.restart_context(params)
+
+
+@_method(ContextRef)
+async def context_close(call: Call, params: ContextRef) -> ContextClosed:
+    return await call.service.close_context(params)
+
+
+@_method(RunCodeRequest)
+async def session_run_code(call: Call, params: RunCodeRequest) -> RunCodeResult:
+    if not params.stream:
+        return await call.service.run_code(params, call_id=call.request_id)
+    async with _streaming(call, params.session_id) as forwarder:
+        return await call.service.run_code(
+            params, forwarder.feed, forwarder.show, call_id=call.request_id
+        )
+
+
+@_method(ContextRef)
+async def session_interrupt(call: Call, params: ContextRef) -> InterruptResult:
+    return await call.service.interrupt(params)
+
+
 @_method(RunRequest)
 async def execution_run(call: Call, params: RunRequest) -> RunResult:
     return await call.service.run(params)
@@ -132,5 +184,11 @@ METHODS: dict[str, Handler] = {
     "session.close": session_close,
     "session.watch": session_watch,
     "session.unwatch": session_unwatch,
+    "session.run_code": session_run_code,
+    "session.interrupt": session_interrupt,
+    "context.create": context_create,
+    "context.list": context_list,
+    "context.restart": context_restart,
+    "context.close": context_close,
     "execution.run": execution_run,
 }

@@ -27,6 +27,9 @@ class Runtime:
     compile: tuple[str, ...] | None = None
     """Compile argv, for compiled languages; the program runs only when it exits 0."""
     env: dict[str, str] = field(default_factory=dict)
+    default_context: bool = False
+    """Sessions start a Python code context at once, so their first ``session.run_code``
+    finds an interpreter waiting."""
 
     def with_source(self, filename: str) -> Runtime:
         """A copy that writes the code to ``filename``: every argv element equal to the old
@@ -170,6 +173,15 @@ RUNTIMES = RuntimeRegistry(
             source_file="main.py",
             run=("python3", "-u", "main.py"),
             sample=PYTHON_SAMPLE,
+            default_context=True,
+        ),
+        Runtime(
+            name="python-data",
+            aliases=("pydata",),
+            source_file="main.py",
+            run=("python3", "-u", "main.py"),
+            sample=PYTHON_SAMPLE,
+            default_context=True,
         ),
         Runtime(
             name="javascript",

@@ -17,60 +17,50 @@ Server to agent, each with an ``id``:
     input   eof; body: more stdin for the running command ``id``
     kill    marker, since: guest.py's tree kill, for a command the server lost track of
     write, read, mkdir, copy, delete, list: guest.py's file operations, as uid 1000
+    ctx_*   code contexts: one kernel process each (kernels.py says how)
 Agent to server:
     ready   id 0, once at start: whether it can switch to the sandbox user
     out     stream (1 stdout, 2 stderr); body: output, never past ``limit`` per stream
     exit    code, timed_out, overflowed, error ("<kind>: <detail>" when it never started)
     reply   guest.py's reply to a file operation or kill
+    display, cell: a context's results (kernels.py)
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import selectors
+import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 try:
     from codebeaker.sandbox import guest
-except ImportError:  # in the image: /opt/codebeaker/guest.py, beside this file, no package
+    from codebeaker.sandbox.frames import Header, decode, encode, read_ready, write_ready
+    from codebeaker.sandbox.kernels import Kernels
+except ImportError:  # in the image: /opt/codebeaker/*.py, beside this file, no package
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import guest  # type: ignore[no-redef, import-not-found]
+    from frames import (  # type: ignore[no-redef, import-not-found]
+        Header,
+        decode,
+        encode,
+        read_ready,
+        write_ready,
+    )
+    from kernels import Kernels  # type: ignore[no-redef, import-not-found]
 
-Header = dict[str, Any]
-
-FRAME = struct.Struct(">II")
 CHUNK = 64 * 1024
+TMP_SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tmp-seed")
 MAX_ORPHANS = 64  # pipes of finished commands still held by their background processes
 SANDBOX_UID = guest.SANDBOX_UID
 EXIT_CANNOT_RUN = 126
 EXIT_NOT_FOUND = 127
-
-
-def encode(header: Header, body: bytes = b"") -> bytes:
-    head = json.dumps(header, separators=(",", ":")).encode()
-    return FRAME.pack(len(head), len(body)) + head + body
-
-
-def decode(buffer: bytearray) -> Iterator[tuple[Header, bytes]]:
-    """Take every complete frame off the front of ``buffer``."""
-    while len(buffer) >= FRAME.size:
-        head_size, body_size = FRAME.unpack_from(buffer)
-        end = FRAME.size + head_size + body_size
-        if len(buffer) < end:
-            return
-        header = json.loads(buffer[FRAME.size : FRAME.size + head_size])
-        body = bytes(buffer[FRAME.size + head_size : end])
-        del buffer[:end]
-        yield header, body
 
 
 @contextlib.contextmanager
@@ -101,6 +91,57 @@ def cwd_failure(exc: OSError, cwd: str) -> str:
     return f"{kind or 'start_failed'}: working directory {cwd}"
 
 
+def seed_tmp() -> None:
+    """Files an image wants in each sandbox's fresh /tmp (python-data: matplotlib's font
+    cache), copied there as the sandbox user."""
+    if os.path.isdir(TMP_SEED):
+        with as_sandbox_user(), contextlib.suppress(OSError):
+            shutil.copytree(TMP_SEED, "/tmp", dirs_exist_ok=True)  # noqa: S108 - its own tmpfs
+
+
+class StartError(Exception):
+    def __init__(self, code: int, error: str) -> None:
+        super().__init__(error)
+        self.code = code
+        self.error = error
+
+
+def spawn(
+    argv: list[str],
+    cwd: str,
+    env: dict[str, str],
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    pass_fds: tuple[int, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as the sandbox user (no capabilities, its own session and process
+    group) in ``cwd``, which is checked with the user's rights; ``StartError`` says why
+    not. ``stdin`` < 0 means /dev/null."""
+    try:
+        with as_sandbox_user():
+            os.chdir(cwd)
+    except OSError as exc:
+        raise StartError(EXIT_CANNOT_RUN, cwd_failure(exc, cwd)) from None
+    try:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            stdin=stdin if stdin >= 0 else subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            user=SANDBOX_UID,
+            group=SANDBOX_UID,
+            extra_groups=[],
+            start_new_session=True,
+            pass_fds=pass_fds,
+        )
+    except OSError as exc:
+        raise StartError(*start_failure(exc, argv[0])) from None
+    finally:
+        os.chdir("/")
+
+
 class Command:
     """One running command: its process, its pipes and what it has produced so far."""
 
@@ -125,12 +166,13 @@ class Agent:
     def __init__(self, inbound: int = 0, outbound: int = 1) -> None:
         self.inbound = inbound
         self.outbound = outbound
-        self.selector = selectors.DefaultSelector()
+        self.selector: selectors.BaseSelector = selectors.DefaultSelector()
         self.inbox = bytearray()
         self.commands: dict[int, Command] = {}
         self.orphans: list[int] = []
         self.listening = True
         self.env = dict(os.environ)
+        self.kernels = Kernels(self)
 
     # ------------------------------------------------------------------ the loop
 
@@ -141,15 +183,18 @@ class Agent:
             return
         os.setgroups([])
         os.chdir("/")
+        seed_tmp()
         self.selector.register(self.inbound, selectors.EVENT_READ, self.on_inbound)
-        while self.listening or self.commands:
+        while self.listening or self.commands or self.kernels.kernels:
             deadlines = [command.deadline for command in self.commands.values()]
+            deadlines.extend(self.kernels.deadlines())
             nearest = min(deadlines, default=math.inf)
             timeout = max(nearest - time.monotonic(), 0) if nearest < math.inf else None
             for key, _ in self.selector.select(timeout):
                 if self.selector.get_map().get(key.fileobj) is key:  # not closed meanwhile
                     key.data()
             self.enforce_deadlines()
+            self.kernels.enforce()
 
     @staticmethod
     def check_privileges() -> str | None:
@@ -167,6 +212,26 @@ class Agent:
         while view:
             view = view[os.write(self.outbound, view) :]
 
+    def as_user(self) -> contextlib.AbstractContextManager[None]:
+        return as_sandbox_user()
+
+    def spawn(
+        self, argv: list[str], cwd: str, env: dict[str, str], pass_fds: tuple[int, ...]
+    ) -> tuple[subprocess.Popen[bytes], int, int]:
+        """A kernel: its stdin /dev/null, its stdout and stderr pipes we read."""
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            process = spawn(argv, cwd, env, -1, out_write, err_write, pass_fds)
+        except StartError:
+            os.close(out_read)
+            os.close(err_read)
+            raise
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        return process, out_read, err_read
+
     def on_inbound(self) -> None:
         data = os.read(self.inbound, 1 << 20)
         if not data:  # the server let go of us: nobody will read results any more
@@ -174,6 +239,7 @@ class Agent:
             self.listening = False
             for command in list(self.commands.values()):
                 self.kill_tree(command)
+            self.kernels.stop_all()
             return
         self.inbox += data
         for header, body in decode(self.inbox):
@@ -187,6 +253,8 @@ class Agent:
                 self.run(ident, header, body)
             elif op == "input":
                 self.feed(ident, body, bool(header.get("eof")))
+            elif isinstance(op, str) and op.startswith("ctx_"):
+                self.kernels.handle(op, ident, header, body)
             else:
                 with as_sandbox_user():
                     reply = guest.handle(header)
@@ -200,43 +268,22 @@ class Agent:
     def run(self, ident: int, header: Header, body: bytes) -> None:
         argv = [str(part) for part in header["argv"]]
         interactive = bool(header.get("interactive"))
-        try:
-            with as_sandbox_user():  # the working directory, checked with the user's rights
-                os.chdir(header["cwd"])
-        except OSError as exc:
-            error = cwd_failure(exc, header["cwd"])
-            self.send({"t": "exit", "id": ident, "code": EXIT_CANNOT_RUN, "error": error})
-            return
         env = {**self.env, **header.get("env", {}), guest.MARKER_ENV: header["marker"]}
         stdin_read, stdin_write = os.pipe() if header.get("stdin") or interactive else (-1, -1)
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
-            process = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=stdin_read if stdin_read >= 0 else subprocess.DEVNULL,
-                stdout=out_write,
-                stderr=err_write,
-                user=SANDBOX_UID,
-                group=SANDBOX_UID,
-                extra_groups=[],
-                start_new_session=True,
-            )
-        except OSError as exc:
-            process = None
-            code, error = start_failure(exc, argv[0])
-        finally:
-            os.chdir("/")
-            for fd in (stdin_read, out_write, err_write):  # the child's ends
-                if fd >= 0:
-                    os.close(fd)
-        if process is None:
+            process = spawn(argv, header["cwd"], env, stdin_read, out_write, err_write)
+        except StartError as exc:
             for fd in (stdin_write, out_read, err_read):
                 if fd >= 0:
                     os.close(fd)
-            self.send({"t": "exit", "id": ident, "code": code, "error": error})
+            self.send({"t": "exit", "id": ident, "code": exc.code, "error": exc.error})
             return
+        finally:
+            for fd in (stdin_read, out_write, err_write):  # the child's ends
+                if fd >= 0:
+                    os.close(fd)
         command = Command(ident, header, process)
         self.commands[ident] = command
         for fd, stream in ((out_read, 1), (err_read, 2)):
@@ -256,12 +303,9 @@ class Agent:
 
     def read_output(self, command: Command, fd: int) -> bool:
         """Move one chunk from a pipe to the server; False when the pipe is drained."""
-        try:
-            data = os.read(fd, CHUNK)
-        except BlockingIOError:
+        data = read_ready(fd, CHUNK)
+        if data is None:
             return False
-        except OSError:
-            data = b""
         stream = command.outputs[fd]
         if not data:
             self.selector.unregister(fd)
@@ -280,6 +324,8 @@ class Agent:
 
     def feed(self, ident: int, data: bytes, eof: bool) -> None:
         command = self.commands.get(ident)
+        if command is None and self.kernels.feed(ident, data, eof):
+            return
         if command is None or command.stdin_fd is None:
             return  # it finished, or closed its input, before this arrived
         command.pending += data
@@ -290,13 +336,7 @@ class Agent:
         fd = command.stdin_fd
         if fd is None:
             return
-        try:
-            while command.pending:
-                del command.pending[: os.write(fd, command.pending[:CHUNK])]
-        except BlockingIOError:
-            pass
-        except OSError:  # the program closed its input or exited: the rest is dropped
-            command.pending.clear()
+        if not write_ready(fd, command.pending, CHUNK):  # the program closed its input
             command.eof_wanted = True
         registered = fd in self.selector.get_map()
         if command.pending and not registered:
@@ -320,7 +360,8 @@ class Agent:
         with as_sandbox_user():
             with contextlib.suppress(OSError):
                 os.killpg(command.process.pid, signal.SIGKILL)
-            guest.op_kill({"marker": command.marker, "anchor": command.anchor})
+            spare = self.kernels.pids()  # younger than the command, but not its own
+            guest.op_kill({"marker": command.marker, "anchor": command.anchor, "spare": spare})
         command.deadline = float("inf")
 
     def finish(self, command: Command) -> None:

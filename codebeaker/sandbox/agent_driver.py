@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from loguru import logger
 
 from codebeaker.constants import AGENT_PATH, AGENT_USER, EXIT_KILLED
 from codebeaker.exceptions import CommandFailedError, SandboxError
-from codebeaker.sandbox.agent import Header, decode, encode
 from codebeaker.sandbox.docker import AttachedExec, DockerBackend
 from codebeaker.sandbox.driver import (
+    CellRequest,
+    CellResult,
+    Display,
+    DisplaySink,
     Driver,
     OutputBuffer,
     OutputSink,
@@ -31,6 +35,7 @@ from codebeaker.sandbox.driver import (
     StdinPipe,
     finished,
 )
+from codebeaker.sandbox.frames import Header, decode, encode
 
 __all__ = ["AgentDriver", "AgentUnavailableError"]
 
@@ -41,6 +46,8 @@ GRACE = 10.0  # past a command's own timeout, the agent is considered stuck
 GONE_CHECKS, GONE_CHECK_SECONDS = 5, 0.2  # after a failed start: is the container going?
 LOST = "agent_lost"
 LOST_FRAME: Header = {"t": "lost"}
+CELL_STATUSES = ("ok", "error", "interrupted", "timeout")
+ERROR_FIELDS = ("name", "value", "traceback")
 
 Handler = Callable[[Header, bytes], None]
 
@@ -134,10 +141,16 @@ class AgentDriver(Driver):
         self._backend = backend
         self._link: AgentLink | None = None
         self._launching = asyncio.Lock()
+        self._markers: dict[str, str] = {}
+        """Each code context's marker: what a new agent kills by when the old one is lost."""
 
     @property
     def alive(self) -> bool:
         return self._link is not None and not self._link.closed
+
+    @property
+    def hosts_contexts(self) -> bool:
+        return True
 
     async def start(self) -> None:
         await self._agent()
@@ -199,30 +212,20 @@ class AgentDriver(Driver):
 
         marker, since = secrets.token_hex(8), time.time()
         ident = link.open(receive)
-        feeder = asyncio.create_task(_forward(link, ident, stdin)) if stdin else None
-        try:
-            await link.send(
-                {
-                    "op": "run",
-                    "id": ident,
-                    "argv": list(request.argv),
-                    "cwd": request.workdir,
-                    "env": dict(request.env),
-                    "marker": marker,
-                    "timeout": request.timeout,
-                    "limit": request.output_limit,
-                    "stdin": request.stdin is not None,
-                    "interactive": stdin is not None,
-                },
-                request.stdin or b"",
-            )
-            header = await asyncio.wait_for(asyncio.shield(done), request.timeout + GRACE)
-        except (SandboxError, TimeoutError):
-            header = LOST_FRAME
-        finally:
-            link.close_request(ident)
-            if feeder is not None:
-                feeder.cancel()
+        frame = {
+            "op": "run",
+            "id": ident,
+            "argv": list(request.argv),
+            "cwd": request.workdir,
+            "env": dict(request.env),
+            "marker": marker,
+            "timeout": request.timeout,
+            "limit": request.output_limit,
+            "stdin": request.stdin is not None,
+            "interactive": stdin is not None,
+        }
+        body = request.stdin or b""
+        header = await _exchange(link, frame, body, done, stdin, request.timeout + GRACE)
         if header["t"] == "lost":
             try:
                 await self._recover(link, marker, since)
@@ -258,6 +261,10 @@ class AgentDriver(Driver):
         )
 
     async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
+        return await self._request(op, params)
+
+    async def _request(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One request to the agent and its reply; a refusal or a lost agent raises."""
         try:
             link = await self._agent()
         except AgentUnavailableError as exc:
@@ -273,14 +280,166 @@ class AgentDriver(Driver):
             raise CommandFailedError(reply["kind"], reply["message"])
         return {key: value for key, value in reply.items() if key not in ("ok", "t", "id")}
 
+    # ------------------------------------------------------------------ code contexts
+
+    async def start_context(
+        self, name: str, marker: str, cwd: str, env: Mapping[str, str], grace: float
+    ) -> int:
+        params = {"ctx": name, "marker": marker, "cwd": cwd, "env": dict(env), "grace": grace}
+        self._markers[name] = marker
+        reply = await self._request("ctx_start", params)
+        return int(reply.get("pid", 0))
+
+    async def context_op(self, op: str, name: str) -> dict[str, Any]:
+        return await self._request(f"ctx_{op}", {"ctx": name})
+
+    async def run_cell(
+        self,
+        name: str,
+        request: CellRequest,
+        *,
+        on_output: OutputSink | None = None,
+        on_display: DisplaySink | None = None,
+        stdin: StdinPipe | None = None,
+    ) -> CellResult | None:
+        try:
+            link = await self._agent()
+        except AgentUnavailableError as exc:
+            return _cell_lost(b"", b"", f"the sandbox agent could not be started ({exc})")
+        output = OutputBuffer(request.output_limit, on_output)
+        displays: list[Display] = []
+        shown = [0]
+        done: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
+
+        def receive(header: Header, body: bytes) -> None:
+            kind = header["t"]
+            if kind == "out":
+                output.feed(int(header["stream"]), body)
+            elif kind == "display":
+                display = _display(header, body)
+                shown[0] += len(body)
+                if display is None or shown[0] > request.cell_limit:
+                    output.overflowed = True
+                    return
+                displays.append(display)
+                if on_display is not None:
+                    on_display(display)
+            elif not done.done():
+                done.set_result(header)
+
+        ident = link.open(receive)
+        frame: Header = {
+            "op": "ctx_run",
+            "id": ident,
+            "ctx": name,
+            "timeout": request.timeout,
+            "limit": request.output_limit,
+            "item_limit": request.item_limit,
+            "cell_limit": request.cell_limit,
+            "interactive": stdin is not None,
+        }
+        body = request.code.encode("utf-8", errors="surrogatepass")
+        # past the deadline: the interrupt's grace, a kill and a new interpreter
+        reply = await _exchange(link, frame, body, done, stdin, request.timeout + 2 * GRACE)
+        if reply["t"] == "lost":
+            await self._recover_context(link, name)
+            return _cell_lost(output.stdout, output.stderr, "the sandbox agent stopped")
+        if reply.get("missing"):
+            return None
+        if reply["t"] != "cell":  # refused (a cell already runs there)
+            raise CommandFailedError(str(reply.get("kind")), str(reply.get("message")))
+        status = reply.get("status")
+        return CellResult(
+            status=status if status in CELL_STATUSES else "error",
+            execution_count=int(reply.get("count") or 0),
+            stdout=output.stdout,
+            stderr=output.stderr,
+            displays=displays,
+            error=_error(reply.get("error")),
+            state_preserved=bool(reply.get("state_preserved")),
+            truncated=bool(reply.get("truncated")) or output.overflowed,
+        )
+
+    async def _recover_context(self, lost_link: AgentLink, name: str) -> None:
+        """A lost agent's idle kernels end with its pipes; a running cell is killed by its
+        context's marker. A new agent starts the context again on its next cell."""
+        await lost_link.aclose()
+        try:
+            link = await self._agent()
+        except AgentUnavailableError:
+            return  # the next call tries again
+        marker = self._markers.get(name, "")
+        reply = await link.request({"op": "kill", "marker": marker}, REPLY_TIMEOUT)
+        logger.warning(
+            "agent in {} lost a cell of context {}; its processes were killed ({})",
+            self.container_id[:12],
+            name,
+            reply.get("killed", reply.get("t")),
+        )
+
     async def aclose(self) -> None:
         if self._link is not None:
             await self._link.aclose()
             self._link = None
 
 
+def _cell_lost(stdout: bytes, stderr: bytes, detail: str) -> CellResult:
+    value = f"{detail}; the context starts afresh on its next cell and its state is lost"
+    return CellResult(
+        status="error",
+        execution_count=0,
+        stdout=stdout,
+        stderr=stderr,
+        displays=[],
+        error={"name": "ContextLost", "value": value, "traceback": ""},
+        state_preserved=False,
+        truncated=False,
+    )
+
+
+def _display(header: Header, body: bytes) -> Display | None:
+    """A displayed value as the kernel (user code) sent it: only a JSON object is kept."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    truncated = bool(header.get("truncated"))
+    return Display("result" if header.get("kind") == "result" else "display", data, truncated)
+
+
+def _error(error: object) -> dict[str, str] | None:
+    if not isinstance(error, dict):
+        return None
+    return {field: str(error.get(field) or "") for field in ERROR_FIELDS}
+
+
 def lost(stdout: bytes, stderr: bytes, detail: str) -> ProcessResult:
     return ProcessResult(stdout, stderr, EXIT_KILLED, error=f"{LOST}: {detail}")
+
+
+async def _exchange(
+    link: AgentLink,
+    frame: Header,
+    body: bytes,
+    done: asyncio.Future[Header],
+    stdin: StdinPipe | None,
+    seconds: float,
+) -> Header:
+    """Send a request whose frames go to the handler opened as its ``id``, pass it live
+    input, and wait for its end: ``{"t": "lost"}`` when the agent died or hung."""
+    ident = int(frame["id"])
+    feeder = asyncio.create_task(_forward(link, ident, stdin)) if stdin else None
+    try:
+        await link.send(frame, body)
+        return await asyncio.wait_for(asyncio.shield(done), seconds)
+    except (SandboxError, TimeoutError):
+        return LOST_FRAME
+    finally:
+        link.close_request(ident)
+        if feeder is not None:
+            feeder.cancel()
 
 
 async def _forward(link: AgentLink, ident: int, stdin: StdinPipe) -> None:

@@ -12,13 +12,17 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from codebeaker.constants import EXIT_KILLED, EXIT_TIMEOUT
-from codebeaker.exceptions import LimitExceededError
+from codebeaker.exceptions import ContextsUnsupportedError, LimitExceededError
 
 __all__ = [
     "STREAMS",
+    "CellRequest",
+    "CellResult",
+    "Display",
+    "DisplaySink",
     "Driver",
     "OutputBuffer",
     "OutputSink",
@@ -54,6 +58,45 @@ class ProcessResult:
     truncated: bool = False
     error: str | None = None
     """``"<kind>: <detail>"`` when the process failed to start or was cut short."""
+
+
+@dataclass(frozen=True)
+class CellRequest:
+    """One cell for a code context's interpreter."""
+
+    code: str
+    timeout: float
+    output_limit: int
+    """Cap per stream; past it output is dropped (the cell goes on)."""
+    item_limit: int
+    """Cap of each representation of a displayed value."""
+    cell_limit: int
+    """Cap of all displayed values of the cell together."""
+
+
+@dataclass(frozen=True)
+class Display:
+    """A value the cell showed: its last expression's, or one it displayed."""
+
+    kind: Literal["result", "display"]
+    data: dict[str, Any]
+    truncated: bool = False
+
+
+DisplaySink = Callable[[Display], None]
+"""Told each displayed value as it arrives."""
+
+
+@dataclass(frozen=True)
+class CellResult:
+    status: Literal["ok", "error", "interrupted", "timeout"]
+    execution_count: int
+    stdout: bytes
+    stderr: bytes
+    displays: list[Display]
+    error: dict[str, str] | None
+    state_preserved: bool
+    truncated: bool
 
 
 class StdinPipe:
@@ -162,8 +205,38 @@ class Driver(ABC):
     async def file_op(self, op: str, **params: Any) -> dict[str, Any]:
         """One guest file operation; a refused one raises ``CommandFailedError``."""
 
+    async def start_context(
+        self, name: str, marker: str, cwd: str, env: Mapping[str, str], grace: float
+    ) -> int:
+        """Start a code context's interpreter; its pid. ``grace``: how long a cell may take
+        to stop after its interrupt before it is killed. Only the agent hosts contexts."""
+        raise ContextsUnsupportedError()
+
+    async def run_cell(
+        self,
+        name: str,
+        request: CellRequest,
+        *,
+        on_output: OutputSink | None = None,
+        on_display: DisplaySink | None = None,
+        stdin: StdinPipe | None = None,
+    ) -> CellResult | None:
+        """Run one cell; None when the sandbox no longer has the context (its agent was
+        started again), so the caller starts it anew."""
+        raise ContextsUnsupportedError()
+
+    async def context_op(self, op: str, name: str) -> dict[str, Any]:
+        """``interrupt``, ``restart`` or ``stop`` a context; a refusal raises
+        ``CommandFailedError`` (``context_not_found`` when the sandbox lost it)."""
+        raise ContextsUnsupportedError()
+
     async def aclose(self) -> None:  # noqa: B027 - drivers without resources need nothing
         """Release what the driver holds (not the container)."""
+
+    @property
+    def hosts_contexts(self) -> bool:
+        """Whether code contexts can run here (the agent hosts them; Docker exec cannot)."""
+        return False
 
     @property
     def alive(self) -> bool:

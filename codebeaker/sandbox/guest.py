@@ -242,8 +242,9 @@ def op_list(req: Request) -> Reply:
     return {"path": root, "entries": entries, "truncated": truncated}
 
 
-def _processes() -> Iterator[tuple[int, int, list[bytes]]]:
-    """(pid, start tick, environ) of each live process of the sandbox user but ourselves."""
+def _processes() -> Iterator[tuple[int, int, int, list[bytes]]]:
+    """(pid, parent pid, start tick, environ) of each live process of the sandbox user but
+    ourselves."""
     uid, me = SANDBOX_UID, os.getpid()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
@@ -258,9 +259,22 @@ def _processes() -> Iterator[tuple[int, int, list[bytes]]]:
                     environ = handle.read().split(b"\0")
             except OSError:
                 environ = []
-            yield int(name), int(fields[19]), environ
+            yield int(name), int(fields[1]), int(fields[19]), environ
         except (OSError, IndexError, ValueError):
             continue  # the process ended while we looked
+
+
+def _tree(roots: set[int], parents: dict[int, int]) -> set[int]:
+    """``roots`` and all their live descendants."""
+    found = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in found and pid not in found:
+                found.add(pid)
+                grew = True
+    return found
 
 
 def start_ticks(pid: int) -> int:
@@ -303,27 +317,38 @@ def _freeze(me: int) -> set[int]:
 def op_kill(req: Request) -> Reply:
     """Kill every process of one command: those carrying its marker, and anything of the
     sandbox uid started since the command began (which catches ``setsid`` and ``env -i``
-    escapees). Commands of one session run one at a time, so nothing else is that young.
-    Everything is frozen first; older processes (a server started by an earlier command)
-    are continued afterwards. ``anchor`` (the first process's start, in clock ticks since
-    boot) is exact; ``since`` (epoch seconds) is only as good as /proc/stat's whole-second
-    boot time, which is why the marked processes may move the anchor earlier."""
+    escapees). Commands of one session run one at a time, so nothing else is that young
+    but the code contexts' kernels, whose trees ``spare`` names. Everything is frozen
+    first; older processes (a server started by an earlier command) are continued
+    afterwards. ``anchor`` (the first process's start, in clock ticks since boot) is exact;
+    ``since`` (epoch seconds) is only as good as /proc/stat's whole-second boot time, which
+    is why the marked processes may move the anchor earlier.
+
+    A context's kill names its kernel as ``root`` instead of a start: the kernel, its
+    descendants (it is their subreaper, so double forks stay among them) and its marker."""
     me = os.getpid()
     tag = f"{MARKER_ENV}={req['marker']}".encode()
     anchor: int | None = req.get("anchor")
     if anchor is None and req.get("since"):
         anchor = _boot_ticks(req["since"])
+    roots = {int(req["root"])} if req.get("root") else set()
+    spare = {int(pid) for pid in req.get("spare") or ()}
     killed: set[int] = set()
     for _ in range(20):
         stopped = _freeze(me)
         procs = list(_processes())
-        marked = [start for _, start, environ in procs if tag in environ]
-        if marked:
-            anchor = min([*marked] if anchor is None else [anchor, *marked])
+        parents = {pid: parent for pid, parent, _, _ in procs}
+        tree = _tree(roots, parents) if roots else set()
+        spared = _tree(spare, parents) if spare else set()
+        marked = [start for _, _, start, environ in procs if tag in environ]
+        if marked and anchor is not None:
+            anchor = min(anchor, *marked)
         targets = {
             pid
-            for pid, start, environ in procs
-            if tag in environ or (anchor is not None and start >= anchor)
+            for pid, _, start, environ in procs
+            if tag in environ
+            or pid in tree
+            or (anchor is not None and start >= anchor and pid not in spared)
         }
         for pid in targets:
             try:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from typing import Any
 
 from loguru import logger
 
 from codebeaker.api import Command, CommandOutcome, SessionConfig, SessionEvent
 from codebeaker.api.commands import ExecuteShell
+from codebeaker.api.contexts import CodeError, RunCodeRequest, RunCodeResult
 from codebeaker.commands import CommandIO, run_command
+from codebeaker.commands.paths import resolve
+from codebeaker.constants import WORKSPACE
 from codebeaker.exceptions import (
     ContainerGoneError,
     InputClosedError,
@@ -21,7 +26,8 @@ from codebeaker.exceptions import (
     SessionTerminatedError,
 )
 from codebeaker.runtimes import Runtime
-from codebeaker.sandbox.driver import OutputSink, StdinPipe
+from codebeaker.sandbox.driver import CellRequest, CellResult, DisplaySink, OutputSink, StdinPipe
+from codebeaker.sessions.contexts import CodeContext, ContextRegistry, display_data
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.sessions.session import Lifecycle, Session, SessionObserver
 from codebeaker.settings import Settings
@@ -60,8 +66,11 @@ class SessionManager:
             )
         finally:
             self._starting -= 1
-        session = Session(session_id, runtime, config, driver)
+        contexts = ContextRegistry(session_id, driver, self._settings, config.env)
+        session = Session(session_id, runtime, config, driver, contexts)
         self._sessions[session_id] = session
+        if runtime.default_context and driver.hosts_contexts:
+            contexts.default(WORKSPACE)
         logger.info(
             "session {} created ({}, {})", session_id, runtime.name, driver.container_id[:12]
         )
@@ -94,29 +103,90 @@ class SessionManager:
         session = self.get(session_id)
         if on_output is not None:
             on_output = _fanned_out(session, on_output, call_id)
+        stdin = StdinPipe(self._settings.max_write_bytes) if interactive else None
+        async with self._busy(session, stdin), session.lock:
+            if session.lifecycle is not Lifecycle.OPEN:  # closed while we queued
+                raise SessionNotFoundError(session_id)
+            session.touch()
+            io = CommandIO(session.config.env, on_output, stdin)
+            session.announce(_started(session_id, command, call_id))
+            outcome = await run_command(session.driver, command, self._settings, io)
+            session.announce(_finished(session_id, command, call_id, outcome))
+            return outcome
+
+    @contextlib.asynccontextmanager
+    async def _busy(self, session: Session, stdin: StdinPipe | None) -> AsyncIterator[None]:
+        """A command or cell queued or running on the session: counted, its live stdin
+        reachable by ``send_input``; a container found gone ends the session."""
         session.execution_count += 1
         session.running += 1
-        stdin = StdinPipe(self._settings.max_write_bytes) if interactive else None
         if stdin is not None:
             session.inputs.append(stdin)
         try:
-            async with session.lock:
-                if session.lifecycle is not Lifecycle.OPEN:  # closed while we queued
-                    raise SessionNotFoundError(session_id)
-                session.touch()
-                io = CommandIO(session.config.env, on_output, stdin)
-                session.announce(_started(session_id, command, call_id))
-                outcome = await run_command(session.driver, command, self._settings, io)
-                session.announce(_finished(session_id, command, call_id, outcome))
-                return outcome
+            yield
         except ContainerGoneError as exc:
             await self._terminate(session, exc.reason, remember=False)  # told right now
-            raise SessionTerminatedError(session_id, exc.reason) from exc
+            raise SessionTerminatedError(session.id, exc.reason) from exc
         finally:
             if stdin is not None:
                 session.inputs.remove(stdin)
             session.running -= 1
             session.touch()
+
+    async def create_context(
+        self, session_id: str, cwd: str | None, env: dict[str, str]
+    ) -> CodeContext:
+        session = self.get(session_id)
+        return await session.contexts.create(WORKSPACE if cwd is None else resolve(cwd), env)
+
+    async def run_code(
+        self,
+        session_id: str,
+        request: RunCodeRequest,
+        *,
+        on_output: OutputSink | None = None,
+        on_display: DisplaySink | None = None,
+        call_id: Any = None,
+    ) -> RunCodeResult:
+        """One cell, after those queued on its context (not behind shell commands). With
+        ``request.stream`` its ``input()`` reads ``send_input``, as a streamed command's
+        stdin does; watchers hear it start and end, and see its output."""
+        session = self.get(session_id)
+        contexts = session.contexts
+        if request.context_id is None:
+            context = contexts.default(WORKSPACE)
+        else:
+            context = contexts.get(request.context_id)
+        if on_output is not None:
+            on_output = _fanned_out(session, on_output, call_id)
+        settings = self._settings
+        cell = CellRequest(
+            code=request.code,
+            timeout=request.timeout_seconds or settings.default_command_timeout_seconds,
+            output_limit=settings.output_limit_bytes,
+            item_limit=settings.result_item_limit_bytes,
+            cell_limit=settings.cell_results_limit_bytes,
+        )
+        stdin = StdinPipe(settings.max_write_bytes) if request.stream else None
+        started = time.monotonic()
+        async with self._busy(session, stdin):
+            session.touch()
+            session.announce(_event(session_id, "command_started", call_id))
+            result = await contexts.run(
+                context, cell, on_output=on_output, on_display=on_display, stdin=stdin
+            )
+        duration_ms = round((time.monotonic() - started) * 1000)
+        outcome = _code_result(session_id, context.id, result, duration_ms)
+        session.announce(
+            _event(
+                session_id,
+                "command_finished",
+                call_id,
+                success=outcome.status == "ok",
+                duration_ms=duration_ms,
+            )
+        )
+        return outcome
 
     def watch(self, session_id: str, observer: SessionObserver) -> None:
         self.get(session_id).observers.add(observer)
@@ -143,6 +213,7 @@ class SessionManager:
             raise SessionNotFoundError(session_id)
         session.transition(Lifecycle.CLOSING)
         _end_watches(session, reason)
+        session.contexts.abandon()
         try:
             await self._sandboxes.remove(session.driver)
         finally:
@@ -180,6 +251,7 @@ class SessionManager:
             return
         session.transition(Lifecycle.CLOSING)
         _end_watches(session, reason)
+        session.contexts.abandon()
         if remember:
             self._terminated[session.id] = reason
             while len(self._terminated) > TOMBSTONES:
@@ -226,6 +298,32 @@ def _finished(
         success=outcome.success,
         exit_code=getattr(outcome.result, "exit_code", None),
         duration_ms=outcome.duration_ms,
+    )
+
+
+def _event(session_id: str, event: str, call_id: Any, **fields: Any) -> SessionEvent:
+    """``session.event`` of a cell (``command``: ``run_code``)."""
+    return SessionEvent.model_validate(
+        {"session_id": session_id, "event": event, "request_id": call_id, "command": "run_code"}
+        | fields
+    )
+
+
+def _code_result(
+    session_id: str, context_id: str, result: CellResult, duration_ms: int
+) -> RunCodeResult:
+    return RunCodeResult(
+        session_id=session_id,
+        context_id=context_id,
+        status=result.status,
+        execution_count=result.execution_count,
+        stdout=result.stdout.decode("utf-8", errors="replace"),
+        stderr=result.stderr.decode("utf-8", errors="replace"),
+        results=[display_data(item) for item in result.displays],
+        error=None if result.error is None else CodeError.model_validate(result.error),
+        state_preserved=result.state_preserved,
+        duration_ms=duration_ms,
+        truncated=result.truncated,
     )
 
 

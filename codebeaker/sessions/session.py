@@ -13,6 +13,7 @@ from codebeaker.api import SessionConfig, SessionEvent, SessionInfo, SessionSumm
 from codebeaker.api.results import SessionState
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, StdinPipe
+from codebeaker.sessions.contexts import ContextRegistry
 
 __all__ = ["Lifecycle", "Session", "SessionObserver"]
 
@@ -46,12 +47,19 @@ class Session:
     """Commands on a session run one at a time, in arrival order (``asyncio.Lock`` is FIFO)."""
 
     def __init__(
-        self, session_id: str, runtime: Runtime, config: SessionConfig, driver: Driver
+        self,
+        session_id: str,
+        runtime: Runtime,
+        config: SessionConfig,
+        driver: Driver,
+        contexts: ContextRegistry,
     ) -> None:
         self.id = session_id
         self.runtime = runtime
         self.config = config
         self.driver = driver
+        self.contexts = contexts
+        """Its code contexts; cells take their context's lock, not the session's."""
         self.created_at = datetime.now(UTC)
         self.last_activity = self.created_at
         self.execution_count = 0

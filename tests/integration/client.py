@@ -46,6 +46,9 @@ class RpcClient:
         self.outputs: defaultdict[Any, asyncio.Queue[tuple[float, dict[str, Any]]]]
         self.outputs = defaultdict(asyncio.Queue)
         """``session.output`` notifications by requestId: (arrival time, params)."""
+        self.streamed: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
+        """``session.output`` and ``session.display`` notifications by requestId, in
+        arrival order: the whole notification."""
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -83,9 +86,12 @@ class RpcClient:
                 except ValueError:
                     self._unmatched.put_nowait(text)
                     continue
-                if isinstance(parsed, dict) and parsed.get("method") == "session.output":
+                method = parsed.get("method") if isinstance(parsed, dict) else None
+                if method in ("session.output", "session.display"):
                     params = parsed.get("params") or {}
-                    self.outputs[params.get("requestId")].put_nowait((time.monotonic(), params))
+                    self.streamed[params.get("requestId")].append(parsed)
+                    if method == "session.output":
+                        self.outputs[params.get("requestId")].put_nowait((time.monotonic(), params))
                     continue
                 future = None
                 if isinstance(parsed, dict):

@@ -28,11 +28,11 @@ import aiodocker
 import pytest
 from aiodocker.exceptions import DockerError
 
-from codebeaker.constants import AGENT_PATH, GUEST_PATH, LABEL_INSTANCE, LABEL_KIND
+from codebeaker.constants import AGENT_PATH, GUEST_PATH, KERNEL_PATH, LABEL_INSTANCE, LABEL_KIND
 
 from .client import ALL_FRAMES, RpcClient
 
-LANGUAGES = ("python", "javascript", "go", "csharp", "c", "cpp", "java")
+LANGUAGES = ("python", "python-data", "javascript", "go", "csharp", "c", "cpp", "java")
 IMAGE_PREFIX = os.environ.get("CODEBEAKER_IMAGE_PREFIX", "codebeaker")
 """The servers under test use the same prefix (the setting's default unless overridden)."""
 IMAGES = tuple(f"{IMAGE_PREFIX}/{language}:latest" for language in LANGUAGES)
@@ -265,12 +265,13 @@ async def sandbox_processes(client: RpcClient, session_id: str) -> list[dict[str
 
 
 def is_server_helper(row: dict[str, Any]) -> bool:
-    """The server's own process in the container: the agent (root), or under the exec
-    driver the resident ``guest.py serve`` (uid 1000) started before the first command."""
+    """The server's own process in the container: the agent (root), a code context's
+    interpreter (uid 1000; python sessions start one), or under the exec driver the
+    resident ``guest.py serve`` (uid 1000) started before the first command."""
     cmd = str(row["cmd"])
     if row["uid"] == 0:
         return cmd.endswith(AGENT_PATH)
-    return row["uid"] == 1000 and cmd.endswith(f"{GUEST_PATH} serve")
+    return row["uid"] == 1000 and (cmd.endswith(f"{GUEST_PATH} serve") or KERNEL_PATH in cmd)
 
 
 async def leftover_user_processes(
@@ -473,12 +474,25 @@ async def workdir(rpc: RpcClient, py_session: str, request: pytest.FixtureReques
     return path
 
 
+def _server_side(frame: str) -> str:
+    """A frame without what user code produced: a cell's own traceback is its result."""
+    try:
+        parsed = json.loads(frame)
+    except ValueError:
+        return frame
+    result = parsed.get("result") if isinstance(parsed, dict) else None
+    if isinstance(result, dict) and isinstance(result.get("error"), dict):
+        result["error"].pop("traceback", None)
+        result["error"].pop("value", None)
+    return json.dumps(parsed)
+
+
 @pytest.fixture(autouse=True)
 def no_tracebacks_on_the_wire() -> Iterator[None]:
-    """No frame any client receives may carry a stack trace."""
+    """No frame any client receives may carry a stack trace of the server's."""
     start = len(ALL_FRAMES)
     yield
-    leaked = [frame for frame in ALL_FRAMES[start:] if "Traceback" in frame]
+    leaked = [frame for frame in ALL_FRAMES[start:] if "Traceback" in _server_side(frame)]
     assert not leaked, f"a reply carried a traceback: {leaked[0][:2000]}"
 
 

@@ -5,8 +5,9 @@ import asyncio
 import pytest
 
 from codebeaker.exceptions import LimitExceededError
-from codebeaker.sandbox.agent import cwd_failure, decode, encode, start_failure
+from codebeaker.sandbox.agent import cwd_failure, start_failure
 from codebeaker.sandbox.driver import OutputBuffer, ProcessRequest, StdinPipe, finished
+from codebeaker.sandbox.frames import decode, encode
 
 
 def test_frames_round_trip_whole_or_in_pieces() -> None:

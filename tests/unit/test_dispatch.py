@@ -208,3 +208,29 @@ async def test_a_lone_surrogate_sent_by_a_client_is_invalid_params(service: Sand
     )
     assert reply["error"]["code"] == -32602
     assert reply["error"]["data"]["errors"][0]["type"] == "string_unicode"
+
+
+async def test_contexts_answer_in_process(service: SandboxService) -> None:
+    """Without the agent (the fake driver, as the exec driver) contexts are refused with
+    their own kind; bad params name their field; other sessions' ids are not found."""
+    created = await ask(service, req("session.create", {"language": "python"}))
+    sid = created["result"]["sessionId"]
+    listed = await ask(service, req("context.list", {"sessionId": sid}))
+    assert listed["result"] == {"sessionId": sid, "count": 0, "contexts": []}
+    refused = await ask(service, req("session.run_code", {"sessionId": sid, "code": "1"}))
+    assert refused["error"]["code"] == -32013
+    assert refused["error"]["data"]["kind"] == "contexts_unsupported"
+    created_ctx = await ask(service, req("context.create", {"sessionId": sid}))
+    assert created_ctx["error"]["data"]["kind"] == "contexts_unsupported"
+    missing = await ask(service, req("session.interrupt", {"sessionId": sid, "contextId": "x"}))
+    assert missing["error"]["code"] == -32012
+    assert missing["error"]["data"]["kind"] == "context_not_found"
+    bad = await ask(
+        service,
+        req("session.run_code", {"sessionId": sid, "code": "1", "timeoutSeconds": 10_000}),
+    )
+    assert bad["error"]["data"]["errors"][0]["loc"] == ["timeoutSeconds"]
+    wrong = await ask(service, req("context.create", {"sessionId": sid, "language": "ruby"}))
+    assert wrong["error"]["data"]["errors"][0]["loc"] == ["language"]
+    env = await ask(service, req("context.create", {"sessionId": sid, "env": {"A=B": "x"}}))
+    assert env["error"]["data"]["errors"][0]["loc"] == ["env"]

@@ -36,7 +36,16 @@ def test_aliases_resolve_to_canonical_names(alias: str, name: str) -> None:
 def test_unknown_language_lists_supported_names() -> None:
     with pytest.raises(UnsupportedLanguageError) as caught:
         RUNTIMES.get("cobol")
-    assert caught.value.supported == ["c", "cpp", "csharp", "go", "java", "javascript", "python"]
+    assert caught.value.supported == [
+        "c",
+        "cpp",
+        "csharp",
+        "go",
+        "java",
+        "javascript",
+        "python",
+        "python-data",
+    ]
     assert isinstance(caught.value, ValueError)
 
 

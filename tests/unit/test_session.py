@@ -4,7 +4,9 @@ import pytest
 
 from codebeaker.api import SessionConfig
 from codebeaker.runtimes import RUNTIMES
+from codebeaker.sessions.contexts import ContextRegistry
 from codebeaker.sessions.session import Lifecycle, Session
+from codebeaker.settings import Settings
 from tests.unit.fakes import FakeDriver
 
 
@@ -12,7 +14,9 @@ def make(idle: float = 30, lifetime: float = 120) -> Session:
     config = SessionConfig(
         idle_timeout_minutes=idle, max_lifetime_minutes=lifetime, memory_limit_mb=512, cpu_limit=1
     )
-    return Session("sid", RUNTIMES.get("py"), config, FakeDriver("c" * 64))
+    driver = FakeDriver("c" * 64)
+    contexts = ContextRegistry("sid", driver, Settings(), config.env)
+    return Session("sid", RUNTIMES.get("py"), config, driver, contexts)
 
 
 def test_state_follows_the_one_minute_window() -> None:
@@ -77,7 +81,9 @@ def test_session_env_is_never_echoed() -> None:
         cpu_limit=1,
         env={"TOKEN": "secret"},
     )
-    session = Session("sid", RUNTIMES.get("py"), config, FakeDriver("c" * 64))
+    driver = FakeDriver("c" * 64)
+    contexts = ContextRegistry("sid", driver, Settings(), config.env)
+    session = Session("sid", RUNTIMES.get("py"), config, driver, contexts)
     described = session.describe()
     assert described.config.env == {"TOKEN": "secret"}
     assert "env" not in described.to_wire()["config"]

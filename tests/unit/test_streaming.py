@@ -5,6 +5,7 @@ import itertools
 from typing import Any
 
 from codebeaker.api import OutputChunk, WireModel
+from codebeaker.api.contexts import DisplayData
 from codebeaker.rpc.streaming import FLUSH_SECONDS, OutputForwarder
 
 
@@ -61,3 +62,30 @@ async def test_nothing_fed_sends_nothing() -> None:
     forwarder = OutputForwarder(recorder, "s1", 1)
     await forwarder.close()
     assert recorder.sent == []
+
+
+async def test_a_display_follows_the_output_before_it_and_precedes_what_follows() -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def record(method: str, params: WireModel) -> None:
+        sent.append((method, params.to_wire()))
+
+    forwarder = OutputForwarder(record, "s1", 3)
+    forwarder.feed("stdout", b"a")
+    forwarder.feed("stdout", b"b")  # held: within the first interval
+    forwarder.show(DisplayData(kind="display", data={"text/plain": "1"}))
+    forwarder.feed("stdout", b"c")
+    forwarder.show(DisplayData(kind="result", data={"text/plain": "2"}))
+    await forwarder.close()
+    shown = [
+        params["result"]["data"]["text/plain"] if method == "session.display" else params["data"]
+        for method, params in sent
+    ]
+    assert "".join(shown) == "ab1c2"
+    assert shown.index("1") > max(i for i, part in enumerate(shown) if part in ("a", "b", "ab"))
+    assert shown[-1] == "2"
+    assert sent[-1][1] == {
+        "sessionId": "s1",
+        "requestId": 3,
+        "result": {"kind": "result", "data": {"text/plain": "2"}},
+    }
