@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     result_item_limit_bytes: int = Field(2 * MIB, ge=1024)
     """Largest representation of one displayed value (a repr is cut, an image left out)."""
     cell_results_limit_bytes: int = Field(8 * MIB, ge=1024)
-    """All displayed values of one cell together; later ones are left out."""
+    """All displayed values of one cell together (each counts 1 KiB beside its bytes);
+    one that does not fit is left out."""
 
     # execution.run
     max_concurrent_runs: int = Field(4, ge=1)

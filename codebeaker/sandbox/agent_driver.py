@@ -47,6 +47,7 @@ GONE_CHECKS, GONE_CHECK_SECONDS = 5, 0.2  # after a failed start: is the contain
 LOST = "agent_lost"
 LOST_FRAME: Header = {"t": "lost"}
 CELL_STATUSES = ("ok", "error", "interrupted", "timeout")
+DISPLAY_COST = 1024  # what one display costs us beside its bytes (the agent counts the same)
 ERROR_FIELDS = ("name", "value", "traceback")
 
 Handler = Callable[[Header, bytes], None]
@@ -291,6 +292,8 @@ class AgentDriver(Driver):
         return int(reply.get("pid", 0))
 
     async def context_op(self, op: str, name: str) -> dict[str, Any]:
+        if op == "stop":
+            self._markers.pop(name, None)
         return await self._request(f"ctx_{op}", {"ctx": name})
 
     async def run_cell(
@@ -317,7 +320,7 @@ class AgentDriver(Driver):
                 output.feed(int(header["stream"]), body)
             elif kind == "display":
                 display = _display(header, body)
-                shown[0] += len(body)
+                shown[0] += len(body) + DISPLAY_COST
                 if display is None or shown[0] > request.cell_limit:
                     output.overflowed = True
                     return

@@ -67,6 +67,7 @@ MIME_METHODS = (
 BINARY_MIMES = {"image/png", "image/jpeg"}
 DATA_PACKAGES = ("numpy", "pandas", "matplotlib")
 MAX_LISTED_PACKAGES = 80
+MAX_ZOMBIES = 16
 
 
 class Channel:
@@ -79,10 +80,15 @@ class Channel:
         self.writing = threading.Lock()  # a thread of the cell may display() too
 
     def send(self, header: Header, body: bytes = b"") -> None:
+        """One whole frame: an interrupt must not leave half of one in the pipe."""
         view = memoryview(encode(header, body))
         with self.writing:
-            while view:
-                view = view[os.write(self.outbound, view) :]
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                while view:
+                    view = view[os.write(self.outbound, view) :]
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def receive(self) -> tuple[Header, bytes]:
         while True:
@@ -248,8 +254,12 @@ def describe_error(exc: BaseException, limit: int) -> dict[str, str]:
     tb = exc.__traceback__
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(CELL_PREFIX):
         tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
-    text, _ = _capped("".join(lines), limit)
+    report = traceback.TracebackException(type(exc), exc, tb)
+    ours = os.path.abspath(__file__)  # input() and display() run here, below the cell
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if os.path.abspath(frame.filename) != ours]
+    )
+    text, _ = _capped("".join(report.format()), limit)
     value, _ = _capped(str(exc), limit)
     return {"name": type(exc).__name__, "value": value, "traceback": text}
 
@@ -298,6 +308,7 @@ class Kernel:
             done.update(status="error", error=describe_error(exc, self.item_limit))
         self.flush_output()
         self.channel.send(done)
+        reap_orphans()
 
     def execute(self, code: str) -> None:
         """Run the cell; a trailing expression is evaluated apart and its value shown."""
@@ -416,6 +427,28 @@ class InlineBackend:
         module.FigureCanvas = FigureCanvasAgg  # type: ignore[attr-defined]
         module.FigureManager = FigureManagerBase  # type: ignore[attr-defined]
         module.show = self._kernel.flush_figures  # type: ignore[attr-defined]
+
+
+def reap_orphans() -> None:
+    """As subreaper we inherit the cells' orphans; their zombies would use up the pids
+    limit. Past a few, every zombie child is reaped (a cell's own ``Popen`` among them
+    then reads exit status 0, which is why a few are left alone)."""
+    me = str(os.getpid())
+    zombies = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] == b"Z" and fields[1] == me.encode():
+            zombies.append(int(name))
+    if len(zombies) > MAX_ZOMBIES:
+        for pid in zombies:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
 
 
 def become_subreaper() -> None:

@@ -33,7 +33,6 @@ from typing import Protocol
 try:
     from codebeaker.sandbox import guest
     from codebeaker.sandbox.frames import (
-        FrameError,
         Header,
         decode,
         encode,
@@ -43,7 +42,6 @@ try:
 except ImportError:  # in the image: beside this file, no package
     import guest  # type: ignore[import-not-found, no-redef]
     from frames import (  # type: ignore[import-not-found, no-redef]
-        FrameError,
         Header,
         decode,
         encode,
@@ -56,6 +54,11 @@ CHUNK = 64 * 1024
 MAX_KERNEL_FRAME = 64 << 20  # a display past the cell's limit is dropped before this
 MAX_CELL_INPUT = 16 << 20  # input waiting for a cell that does not read
 TAIL = 4096  # stderr kept from a kernel between cells: why it failed to start
+MAX_OUTBOX = 16 << 20  # the code of a cell and the answers a kernel has not read yet
+DISPLAY_COST = 1024  # what one display costs the server beside its bytes
+START_SECONDS = 30.0  # a kernel not ready by then is killed: its start failed
+MAX_START_FAILURES = 3  # a kernel that dies before it is ready this often is given up
+ERROR_FIELDS = ("name", "value", "traceback")
 
 
 class Host(Protocol):
@@ -81,6 +84,7 @@ class Cell:
         self.deadline = time.monotonic() + float(header["timeout"])
         self.limit = int(header["limit"])
         self.cell_limit = int(header["cell_limit"])
+        self.item_limit = int(header["item_limit"])
         self.sizes = {1: 0, 2: 0}
         self.shown = 0
         self.truncated = False
@@ -114,6 +118,9 @@ class Kernel:
         self.cell: Cell | None = None
         self.queued: tuple[int, Header, bytes] | None = None  # a run that came while starting
         self.stopping = False
+        self.restarting = False  # killed on request: started again, not a failed start
+        self.failures = 0  # deaths before ready, in a row
+        self.start_deadline = math.inf
         self.state_lost = False  # died between cells: the next cell starts afresh
         self.tail = bytearray()
 
@@ -161,7 +168,11 @@ class Kernels:
             self.host.send({"t": "reply", "id": ident, "ok": True, "interrupted": running})
         elif op in ("ctx_restart", "ctx_stop"):
             kernel.waiters.append(ident)
-            kernel.stopping = kernel.stopping or op == "ctx_stop"
+            if op == "ctx_stop":  # the name is free at once: a new context may take it
+                kernel.stopping = True
+                del self.kernels[name]
+            else:
+                kernel.restarting = True
             if kernel.cell is not None and kernel.cell.reason is None:
                 kernel.cell.reason = "interrupted"
             self.kill(kernel)
@@ -188,12 +199,17 @@ class Kernels:
 
     def deadlines(self) -> Iterator[float]:
         for kernel in self.kernels.values():
+            if not kernel.ready:
+                yield kernel.start_deadline
             if kernel.cell is not None:
                 yield min(kernel.cell.deadline, kernel.cell.grace_until)
 
     def enforce(self) -> None:
         now = time.monotonic()
         for kernel in list(self.kernels.values()):
+            if not kernel.ready and now >= kernel.start_deadline:
+                kernel.start_deadline = math.inf
+                self.kill(kernel)  # hung while starting: counted as a failed start
             cell = kernel.cell
             if cell is None:
                 continue
@@ -235,6 +251,7 @@ class Kernels:
         kernel.outbox.clear()
         kernel.tail.clear()
         kernel.ready = False
+        kernel.start_deadline = time.monotonic() + START_SECONDS
         selector = self.host.selector
         os.set_blocking(to_write, False)
         os.set_blocking(from_read, False)
@@ -246,7 +263,8 @@ class Kernels:
 
     def forget(self, kernel: Kernel, kind: str, message: str) -> None:
         """The context is gone for good: whoever waits hears why."""
-        self.kernels.pop(kernel.name, None)
+        if self.kernels.get(kernel.name) is kernel:
+            del self.kernels[kernel.name]
         for ident in kernel.waiters:
             self.reply(ident, kind == "", kind, message)
         kernel.waiters.clear()
@@ -255,13 +273,14 @@ class Kernels:
             kernel.queued = None
 
     def kill(self, kernel: Kernel) -> None:
-        """The kernel and every process of its tree; ``on_exit`` follows."""
+        """The kernel and every process of its tree, frozen first so that none is handed
+        to init meanwhile; ``on_exit`` follows."""
         if kernel.process is None:
             return
         with self.host.as_user():
-            with contextlib.suppress(OSError):
-                os.kill(kernel.pid, signal.SIGKILL)
             guest.op_kill({"marker": kernel.marker, "root": kernel.pid})
+            with contextlib.suppress(OSError):  # not reaped yet: the pid is still its own
+                os.kill(kernel.pid, signal.SIGKILL)
 
     def interrupt(self, kernel: Kernel, reason: str) -> None:
         cell = kernel.cell
@@ -300,10 +319,14 @@ class Kernels:
         if kernel.stopping:
             self.forget(kernel, "", "")
             return
-        if not kernel.ready and kernel.waiters and cell is None:  # failed while starting
-            tail = kernel.tail.decode(errors="replace").strip()[-500:]
-            self.forget(kernel, "start_failed", f"the interpreter exited with {code}: {tail}")
-            return
+        if not kernel.ready and not kernel.restarting:  # it failed to start
+            kernel.failures += 1
+            if kernel.waiters or kernel.failures >= MAX_START_FAILURES:
+                tail = kernel.tail.decode(errors="replace").strip()[-500:]
+                detail = f"the interpreter exited with {code} before it was ready: {tail}"
+                self.forget(kernel, "start_failed", detail)
+                return
+        kernel.restarting = False
         self.start(kernel)
 
     # ------------------------------------------------------------------ frames
@@ -320,7 +343,7 @@ class Kernels:
         try:
             for header, body in decode(kernel.inbox, MAX_KERNEL_FRAME):
                 self.on_frame(kernel, header, body)
-        except FrameError:  # the cell wrote into the kernel's channel: it cannot go on
+        except Exception:  # the cell wrote into the kernel's channel: it cannot go on
             if kernel.cell is not None:
                 kernel.cell.exit_error = {
                     "name": "ContextBroken",
@@ -335,6 +358,7 @@ class Kernels:
         cell = kernel.cell
         if kind == "ready":
             kernel.ready = True
+            kernel.failures = 0
             for ident in kernel.waiters:
                 self.host.send({"t": "reply", "id": ident, "ok": True, "pid": kernel.pid})
             kernel.waiters.clear()
@@ -361,10 +385,11 @@ class Kernels:
             self.finish(kernel, status, error, preserved=True, count=header.get("count"))
 
     def show(self, cell: Cell, header: Header, body: bytes) -> None:
-        if cell.shown + len(body) > cell.cell_limit:
+        cost = len(body) + DISPLAY_COST
+        if cell.shown + cost > cell.cell_limit:
             cell.truncated = True
             return
-        cell.shown += len(body)
+        cell.shown += cost
         truncated = bool(header.get("truncated"))
         cell.truncated = cell.truncated or truncated
         frame = {"t": "display", "id": cell.ident, "kind": str(header.get("kind"))}
@@ -396,7 +421,7 @@ class Kernels:
                 "id": cell.ident,
                 "status": status,
                 "count": count if isinstance(count, int) else 0,
-                "error": error if isinstance(error, dict) else None,
+                "error": _capped_error(error, cell.item_limit),
                 "state_preserved": preserved,
                 "truncated": cell.truncated,
             }
@@ -416,6 +441,10 @@ class Kernels:
         """To the kernel without ever blocking the agent: a cell that stops reading its
         channel only stalls itself."""
         kernel.outbox += data
+        if len(kernel.outbox) > MAX_OUTBOX:  # the cell stopped reading its channel
+            kernel.outbox.clear()
+            self.kill(kernel)
+            return
         self.pump(kernel)
 
     def pump(self, kernel: Kernel) -> None:
@@ -469,6 +498,13 @@ class Kernels:
         self.host.selector.unregister(fd)
         os.close(fd)
         del kernel.outputs[fd]
+
+
+def _capped_error(error: object, limit: int) -> Header | None:
+    """The kernel's error as three strings within the item limit: it runs user code."""
+    if not isinstance(error, dict):
+        return None
+    return {field: str(error.get(field) or "")[:limit] for field in ERROR_FIELDS}
 
 
 def _death(code: int, cell: Cell) -> Header:

@@ -169,6 +169,8 @@ class ContextRegistry:
                     stdin=stdin,
                 )
                 result = await run()
+                if result is None and context.closed:  # closed while this cell ran
+                    raise ContextNotFoundError(self._session_id, context.id)
                 if result is None:  # the sandbox lost it: a new interpreter, state gone
                     await self._start(context)
                     result = await run()

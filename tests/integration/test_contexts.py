@@ -425,3 +425,43 @@ async def test_a_cell_cannot_break_the_agent_or_the_memory_limit(
     assert text(await run(rpc, sid, "6 * 7")) == "42"
     envelope = await rpc.shell(sid, "echo", "still here")
     assert envelope["result"]["stdout"] == "still here\n", envelope
+
+
+FORGED_READ = """\
+import json, os, struct, sys
+head = json.dumps({"t": "read", "count": "not a number"}).encode()
+os.write(int(sys.argv[2]), struct.pack(">II", len(head), 0) + head)
+import time
+time.sleep(5)
+"""
+
+
+async def test_forged_frames_restarts_and_orphans_leave_the_session_working(
+    rpc: RpcClient, make_session: SessionFactory
+) -> None:
+    sid = (await make_session("python"))["sessionId"]
+    forged = await run(rpc, sid, FORGED_READ)
+    assert forged["error"]["name"] == "ContextBroken", forged
+    ref = {"sessionId": sid, "contextId": "default"}
+    crashed = await run(rpc, sid, "import os\nos._exit(1)")
+    assert crashed["error"]["name"] == "ContextDied", crashed
+    restarted = await rpc.result("context.restart", ref)  # while it may still be starting
+    assert restarted["contextId"] == "default", restarted
+    zombies = await run(
+        rpc,
+        sid,
+        "import os, time\nfor _ in range(40):\n    os.system('sleep 0.01 &')\ntime.sleep(0.5)",
+    )
+    assert zombies["status"] == "ok", zombies
+    count = await run(
+        rpc,
+        sid,
+        "import os\nme = str(os.getpid())\n"
+        "sum(1 for p in os.listdir('/proc') if p.isdigit() and "
+        "open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[:2] == ['Z', me])",
+    )
+    assert int(text(count)) <= 16, count
+    await rpc.result("context.close", ref)
+    again = await run(rpc, sid, "'fresh'")  # a new default context takes the name
+    assert text(again) == "'fresh'", again
+    assert again["contextId"] == "default", again
