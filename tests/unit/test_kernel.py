@@ -197,6 +197,8 @@ def test_input_reads_what_the_agent_gives_and_then_eof(agent: FakeAgent) -> None
     assert shown[0]["body"] == '{"text/plain": "\'typed\'"}'
     done, _ = agent.run("input()")  # not streamed: EOF at once
     assert done["error"]["name"] == "EOFError"
+    assert "kernel.py" not in done["error"]["traceback"]  # raised in the kernel's stdin
+    assert '<cell 2>", line 1' in done["error"]["traceback"]
 
 
 def test_an_interrupt_stops_the_cell_and_keeps_state(agent: FakeAgent) -> None:
