@@ -264,23 +264,23 @@ class SandboxService:
         return context.info(request.session_id)
 
     def list_contexts(self, request: SessionRef) -> ContextList:
-        contexts = self._sessions.get(request.session_id).contexts.list()
+        contexts = self._sessions.contexts(request.session_id).list()
         infos = [context.info(request.session_id) for context in contexts]
         return ContextList(session_id=request.session_id, count=len(infos), contexts=infos)
 
     async def restart_context(self, request: ContextRef) -> ContextInfo:
-        contexts = self._sessions.get(request.session_id).contexts
+        contexts = self._sessions.contexts(request.session_id)
         context = await contexts.restart(contexts.get(request.context_id))
         return context.info(request.session_id)
 
     async def close_context(self, request: ContextRef) -> ContextClosed:
-        contexts = self._sessions.get(request.session_id).contexts
+        contexts = self._sessions.contexts(request.session_id)
         await contexts.close(contexts.get(request.context_id))
         return ContextClosed(session_id=request.session_id, context_id=request.context_id)
 
     async def interrupt(self, request: ContextRef) -> InterruptResult:
         """Interrupt the context's running cell (queued ones still run)."""
-        contexts = self._sessions.get(request.session_id).contexts
+        contexts = self._sessions.contexts(request.session_id)
         interrupted = await contexts.interrupt(contexts.get(request.context_id))
         return InterruptResult(
             session_id=request.session_id,

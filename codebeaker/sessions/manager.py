@@ -133,11 +133,17 @@ class SessionManager:
             session.running -= 1
             session.touch()
 
+    def contexts(self, session_id: str) -> ContextRegistry:
+        """The session's code contexts; asking for them is activity (the idle timeout)."""
+        session = self.get(session_id)
+        session.touch()
+        return session.contexts
+
     async def create_context(
         self, session_id: str, cwd: str | None, env: dict[str, str]
     ) -> CodeContext:
-        session = self.get(session_id)
-        return await session.contexts.create(WORKSPACE if cwd is None else resolve(cwd), env)
+        contexts = self.contexts(session_id)
+        return await contexts.create(WORKSPACE if cwd is None else resolve(cwd), env)
 
     async def run_code(
         self,
@@ -172,9 +178,17 @@ class SessionManager:
         async with self._busy(session, stdin):
             session.touch()
             session.announce(_event(session_id, "command_started", call_id))
-            result = await contexts.run(
-                context, cell, on_output=on_output, on_display=on_display, stdin=stdin
-            )
+            try:
+                result = await contexts.run(
+                    context, cell, on_output=on_output, on_display=on_display, stdin=stdin
+                )
+            except Exception:  # watchers hear every cell end, an error's too
+                spent = round((time.monotonic() - started) * 1000)
+                finished = _event(
+                    session_id, "command_finished", call_id, success=False, duration_ms=spent
+                )
+                session.announce(finished)
+                raise
         duration_ms = round((time.monotonic() - started) * 1000)
         outcome = _code_result(session_id, context.id, result, duration_ms)
         session.announce(

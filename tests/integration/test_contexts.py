@@ -465,3 +465,31 @@ async def test_forged_frames_restarts_and_orphans_leave_the_session_working(
     again = await run(rpc, sid, "'fresh'")  # a new default context takes the name
     assert text(again) == "'fresh'", again
     assert again["contextId"] == "default", again
+
+
+async def test_watchers_hear_every_cell_end(rpc: RpcClient, make_session: SessionFactory) -> None:
+    """A cell that waited for a context closed meanwhile ends with an error, and its
+    watchers hear that end too."""
+    sid = (await make_session("python"))["sessionId"]
+    created = await rpc.result("context.create", {"sessionId": sid})
+    ref = {"sessionId": sid, "contextId": created["contextId"]}
+    await rpc.result("session.watch", {"sessionId": sid})
+    running = await rpc.start("session.run_code", {**ref, "code": "import time\ntime.sleep(30)"})
+    queued = await rpc.start("session.run_code", {**ref, "code": "1"})
+    await asyncio.sleep(0.5)
+    await rpc.result("context.close", ref)
+    first = (await asyncio.wait_for(running, 30))["result"]
+    assert first["status"] == "interrupted", first
+    assert first["statePreserved"] is False, first
+    second = await asyncio.wait_for(queued, 30)
+    assert second["error"]["data"]["kind"] == "context_not_found", second
+    events: list[dict[str, Any]] = []
+    while len(events) < 4:
+        frame = await rpc.recv_raw(timeout=10)
+        if isinstance(frame, dict) and frame.get("method") == "session.event":
+            events.append(frame["params"])
+    names = [event["event"] for event in events]
+    assert names.count("command_started") == 2, events
+    assert names.count("command_finished") == 2, events
+    assert all(event["command"] == "run_code" for event in events), events
+    assert [event["success"] for event in events if "success" in event] == [False, False]
