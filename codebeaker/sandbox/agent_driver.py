@@ -36,6 +36,7 @@ from codebeaker.sandbox.driver import (
     finished,
 )
 from codebeaker.sandbox.frames import Header, decode, encode
+from codebeaker.sandbox.kernels import DISPLAY_COST, capped_error
 
 __all__ = ["AgentDriver", "AgentUnavailableError"]
 
@@ -47,8 +48,6 @@ GONE_CHECKS, GONE_CHECK_SECONDS = 5, 0.2  # after a failed start: is the contain
 LOST = "agent_lost"
 LOST_FRAME: Header = {"t": "lost"}
 CELL_STATUSES = ("ok", "error", "interrupted", "timeout")
-DISPLAY_COST = 1024  # what one display costs us beside its bytes (the agent counts the same)
-ERROR_FIELDS = ("name", "value", "traceback")
 
 Handler = Callable[[Header, bytes], None]
 
@@ -358,7 +357,7 @@ class AgentDriver(Driver):
             stdout=output.stdout,
             stderr=output.stderr,
             displays=displays,
-            error=_error(reply.get("error")),
+            error=capped_error(reply.get("error"), request.item_limit),
             state_preserved=bool(reply.get("state_preserved")),
             truncated=bool(reply.get("truncated")) or output.overflowed,
         )
@@ -410,12 +409,6 @@ def _display(header: Header, body: bytes) -> Display | None:
         return None
     truncated = bool(header.get("truncated"))
     return Display("result" if header.get("kind") == "result" else "display", data, truncated)
-
-
-def _error(error: object) -> dict[str, str] | None:
-    if not isinstance(error, dict):
-        return None
-    return {field: str(error.get(field) or "") for field in ERROR_FIELDS}
 
 
 def lost(stdout: bytes, stderr: bytes, detail: str) -> ProcessResult:

@@ -55,7 +55,7 @@ MAX_KERNEL_FRAME = 64 << 20  # a display past the cell's limit is dropped before
 MAX_CELL_INPUT = 16 << 20  # input waiting for a cell that does not read
 TAIL = 4096  # stderr kept from a kernel between cells: why it failed to start
 MAX_OUTBOX = 16 << 20  # the code of a cell and the answers a kernel has not read yet
-DISPLAY_COST = 1024  # what one display costs the server beside its bytes
+DISPLAY_COST = 1024  # what one display costs the server beside its bytes (both count it)
 START_SECONDS = 30.0  # a kernel not ready by then is killed: its start failed
 MAX_START_FAILURES = 3  # a kernel that dies before it is ready this often is given up
 ERROR_FIELDS = ("name", "value", "traceback")
@@ -421,7 +421,7 @@ class Kernels:
                 "id": cell.ident,
                 "status": status,
                 "count": count if isinstance(count, int) else 0,
-                "error": _capped_error(error, cell.item_limit),
+                "error": capped_error(error, cell.item_limit),
                 "state_preserved": preserved,
                 "truncated": cell.truncated,
             }
@@ -500,7 +500,7 @@ class Kernels:
         del kernel.outputs[fd]
 
 
-def _capped_error(error: object, limit: int) -> Header | None:
+def capped_error(error: object, limit: int) -> Header | None:
     """The kernel's error as three strings within the item limit: it runs user code."""
     if not isinstance(error, dict):
         return None
