@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install engine images browser run test check lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || { scripts/ensure-python.sh $(PYTHON) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e 'clients/python[mcp]' -e '.[dev]'
 	touch $@
 
 engine:
@@ -30,7 +30,7 @@ run: install
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy codebeaker tests benchmarks
+	$(BIN)/mypy codebeaker clients/python/codebeaker_client tests benchmarks
 
 test: install lint
 	$(BIN)/pytest tests/unit
@@ -39,7 +39,7 @@ test: install lint
 check: test
 
 bench: install
-	$(BIN)/pip install --quiet -e '.[dev,bench]' || echo "bench: llm-sandbox did not install; its row is skipped"
+	$(BIN)/pip install --quiet -e 'clients/python[mcp]' -e '.[dev,bench]' || echo "bench: llm-sandbox did not install; its row is skipped"
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -1,5 +1,5 @@
 import sys
 
-from codebeaker.cli import main
+from codebeaker_client.cli import main
 
 sys.exit(main())

@@ -1,11 +1,12 @@
-"""``codebeaker serve`` and ``codebeaker images build``."""
+"""``codebeaker serve`` and ``codebeaker images build``: the server's commands, plugged into the
+SDK's ``codebeaker`` command line (entry point group ``codebeaker.commands``), which also
+brings ``run``, ``exec``, ``sessions`` and ``mcp``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import socket
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
@@ -13,21 +14,21 @@ import uvicorn
 from codebeaker.logs import configure_logging
 from codebeaker.settings import get_settings
 
-__all__ = ["main"]
+__all__ = ["register"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codebeaker", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve JSON-RPC on /ws/jsonrpc")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve`` and ``images`` to the ``codebeaker`` command line."""
+    serve = commands.add_parser("serve", help="serve JSON-RPC, REST and the playground")
     serve.add_argument("--host", help="bind address (CODEBEAKER_HOST)")
     serve.add_argument("--port", type=int, help="port (CODEBEAKER_PORT)")
+    serve.set_defaults(handler=lambda args: _serve(args.host, args.port))
     images = commands.add_parser("images", help="runtime images")
     images_commands = images.add_subparsers(dest="images_command", required=True)
     build = images_commands.add_parser("build", help="build missing or changed runtime images")
     build.add_argument("languages", nargs="*", help="only these languages (default: all)")
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    return parser
+    build.set_defaults(handler=lambda args: _build_images(args.languages, args.force))
 
 
 class _Server(uvicorn.Server):
@@ -45,7 +46,7 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _serve(host: str | None, port: int | None) -> None:
+def _serve(host: str | None, port: int | None) -> int:
     from codebeaker.app import create_app
 
     settings = get_settings()
@@ -63,6 +64,7 @@ def _serve(host: str | None, port: int | None) -> None:
         timeout_graceful_shutdown=10,
     )
     _Server(config, before=app.state.service.stop_runs).run()
+    return 0
 
 
 def _build_images(languages: Sequence[str], force: bool) -> int:
@@ -74,15 +76,3 @@ def _build_images(languages: Sequence[str], force: bool) -> int:
     for build in builds:
         print(f"{build.image:<32} {build.status:<11} {build.seconds:6.1f}s")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "serve":
-        _serve(args.host, args.port)
-        return 0
-    return _build_images(args.languages, args.force)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from codebeaker_client.models.errors import ErrorData, FieldError, Problem
+from codebeaker_client.models.jsonrpc import RpcError
 from loguru import logger
 
-from codebeaker.api.errors import ErrorData, FieldError, Problem
-from codebeaker.api.jsonrpc import RpcError
 from codebeaker.exceptions import (
     CodeBeakerError,
     CommandFailedError,

@@ -13,10 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from loguru import logger
-
-from codebeaker import __version__
-from codebeaker.api import (
+from codebeaker_client.models import (
     CloseResult,
     CommandOutcome,
     CreateSessionRequest,
@@ -38,8 +35,8 @@ from codebeaker.api import (
     SessionSummary,
     WatchResult,
 )
-from codebeaker.api.commands import ReadFile, ReadFileResult, WriteFile, WriteFileResult
-from codebeaker.api.contexts import (
+from codebeaker_client.models.commands import ReadFile, ReadFileResult, WriteFile, WriteFileResult
+from codebeaker_client.models.contexts import (
     ContextClosed,
     ContextInfo,
     ContextList,
@@ -50,6 +47,9 @@ from codebeaker.api.contexts import (
     RunCodeRequest,
     RunCodeResult,
 )
+from loguru import logger
+
+from codebeaker import __version__
 from codebeaker.api.live import CodeMessage, PendingRunCreated, PendingRunRequest
 from codebeaker.api.wire import parse
 from codebeaker.exceptions import CommandFailedError, InvalidParamsError, SandboxError

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from codebeaker_client.models import RpcErrorResponse, RpcNotification, WireModel
 from loguru import logger
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from codebeaker.api import RpcErrorResponse, RpcNotification, WireModel
 from codebeaker.errors import rpc_error
 from codebeaker.exceptions import UnauthorizedError
 from codebeaker.rpc import dumps, handle_frame

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from codebeaker_client.models.wire import SETTINGS_CONTEXT, WireModel, no_nul
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -19,7 +20,6 @@ from pydantic import (
     field_validator,
 )
 
-from codebeaker.api.wire import SETTINGS_CONTEXT, WireModel, no_nul
 from codebeaker.settings import Settings
 
 __all__ = [

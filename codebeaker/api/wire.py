@@ -1,48 +1,23 @@
-"""What every wire model shares: camelCase names, strict fields, and fail-closed server limits.
+"""The server's side of the wire: JSON out, and client input validated against its maxima.
 
-Limits that depend on the server's settings read them from the validation context
-(``{"settings": Settings}``). A model validated without that context rejects any value a
-limit applies to instead of skipping the check: a door that forgets the context fails
-loudly in its tests, never silently lets a value past a maximum.
+The models themselves live in ``codebeaker_client.models``, shared with the SDK; here they
+meet the server's settings (see that package's ``wire`` module for why limits fail closed).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    PlainSerializer,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-)
-from pydantic.alias_generators import to_camel
+from codebeaker_client.models.wire import SETTINGS_CONTEXT
+from pydantic import TypeAdapter, ValidationError
 
 from codebeaker.exceptions import InvalidParamsError
 from codebeaker.settings import Settings
 
-__all__ = [
-    "SETTINGS_CONTEXT",
-    "Timestamp",
-    "WireModel",
-    "at_most",
-    "context_for",
-    "dumps",
-    "field_errors",
-    "iso",
-    "no_nul",
-    "parse",
-    "unset",
-    "validate_env",
-]
+__all__ = ["context_for", "dumps", "field_errors", "parse"]
 
-SETTINGS_CONTEXT = "settings"
-Number = TypeVar("Number", int, float)
 T = TypeVar("T")
 
 
@@ -50,15 +25,6 @@ def dumps(message: Any) -> str:
     """Compact JSON, as the spec's examples show it, in ASCII: a lone surrogate (from a file
     name that is not UTF-8) stays an escape instead of breaking the encoder."""
     return json.dumps(message, separators=(",", ":"))
-
-
-def iso(moment: datetime) -> str:
-    """UTC, second precision, ``Z`` suffix: what the spec's examples show."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str, when_used="json")]
-"""A moment on the wire: ``2026-01-01T12:00:00Z``."""
 
 
 def context_for(settings: Settings) -> dict[str, Any]:
@@ -98,55 +64,3 @@ def parse(
     except ValidationError as exc:
         trimmed = exc.errors(include_url=False, include_context=False, include_input=False)
         raise InvalidParamsError(field_errors(trimmed)) from None
-
-
-def at_most(value: Number | None, info: ValidationInfo, maximum: str) -> Number | None:
-    """A value above the server setting ``maximum`` is a validation error, never clamped;
-    without the server's settings in the context it is refused outright (fail closed)."""
-    if value is None:
-        return value
-    settings = (info.context or {}).get(SETTINGS_CONTEXT)
-    if not isinstance(settings, Settings):
-        raise ValueError(f"cannot be checked against the server maximum {maximum!r} here")
-    limit = getattr(settings, maximum)
-    if value > limit:
-        shown = limit if isinstance(limit, int) else f"{limit:g}"
-        raise ValueError(f"must be at most {shown} (server maximum)")
-    return value
-
-
-def unset(value: object) -> bool:
-    """``exclude_if`` of optional fields that are left out of the wire when None."""
-    return value is None
-
-
-def no_nul(value: str) -> str:
-    if "\0" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def validate_env(env: dict[str, str]) -> dict[str, str]:
-    """Names a process environment can hold: no ``=``, no NUL, not empty."""
-    for key, value in env.items():
-        if not key or "=" in key or "\0" in key:
-            raise ValueError(f"invalid environment variable name {key!r}")
-        no_nul(value)
-    return env
-
-
-class WireModel(BaseModel):
-    """camelCase on the wire, snake_case accepted, unknown fields refused."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON-ready form every door sends."""
-        return self.model_dump(mode="json", by_alias=True)

@@ -1,6 +1,7 @@
 """Typed commands run inside a session's container."""
 
-from codebeaker.api.commands import Command
+from codebeaker_client.models.commands import Command
+
 from codebeaker.commands.executor import run_command
 from codebeaker.commands.shell import CommandIO
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from codebeaker.api.commands import (
+from codebeaker_client.models.commands import (
     Command,
     CommandOutcome,
     CommandResult,
@@ -18,6 +18,7 @@ from codebeaker.api.commands import (
     ReadFile,
     WriteFile,
 )
+
 from codebeaker.commands import files
 from codebeaker.commands.shell import CommandIO, execute_shell
 from codebeaker.exceptions import CommandFailedError

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from codebeaker.api.commands import (
+from codebeaker_client.models.commands import (
     CopyFile,
     CopyFileResult,
     CreateDirectory,
@@ -22,6 +22,7 @@ from codebeaker.api.commands import (
     WriteFile,
     WriteFileResult,
 )
+
 from codebeaker.commands.paths import resolve
 from codebeaker.exceptions import CommandFailedError
 from codebeaker.sandbox.driver import Driver

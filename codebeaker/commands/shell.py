@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from codebeaker.api.commands import ExecuteShell, ShellResult
+from codebeaker_client.models.commands import ExecuteShell, ShellResult
+
 from codebeaker.commands.paths import resolve
 from codebeaker.sandbox.driver import (
     Driver,

@@ -15,15 +15,15 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from loguru import logger
-
-from codebeaker.api import (
+from codebeaker_client.models import (
     ExecutionError,
     ExecutionList,
     ExecutionQuery,
     ExecutionRecord,
     RunRequest,
 )
+from loguru import logger
+
 from codebeaker.api.wire import parse
 from codebeaker.errors import describe
 from codebeaker.exceptions import (

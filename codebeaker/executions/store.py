@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
-
-from codebeaker.api import (
+from codebeaker_client.models import (
     ExecutionError,
     ExecutionRecord,
     ExecutionStatus,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from codebeaker_client.models import CompileResult
 from starlette.websockets import WebSocket
 
-from codebeaker.api import CompileResult
 from codebeaker.api.live import (
     CodeMessage,
     CompileErrorMessage,

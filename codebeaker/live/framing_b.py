@@ -9,9 +9,9 @@ code; this framing has no compile messages. An unknown or used id is a 404 befor
 
 from __future__ import annotations
 
+from codebeaker_client.models import CompileResult
 from starlette.websockets import WebSocket
 
-from codebeaker.api import CompileResult
 from codebeaker.api.live import CodeMessage, ErrorMessage, ExitCodeMessage
 from codebeaker.auth import POLICY_VIOLATION
 from codebeaker.exceptions import RunNotFoundError

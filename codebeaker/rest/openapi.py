@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from codebeaker_client.models import COMMAND, CreateSessionRequest, Problem, RunRequest
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
-from codebeaker.api import COMMAND, CreateSessionRequest, Problem, RunRequest
 from codebeaker.api.live import PendingRunRequest
 
 __all__ = ["BINARY", "body_of", "install_openapi", "problems"]

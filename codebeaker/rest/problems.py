@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from codebeaker_client.models import ErrorData, Problem, WireModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
@@ -17,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
-from codebeaker.api import ErrorData, Problem, WireModel
 from codebeaker.api.wire import dumps, field_errors
 from codebeaker.errors import describe, problem_for
 from codebeaker.exceptions import (

@@ -6,11 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import Response
-from pydantic import TypeAdapter
-
-from codebeaker.api import (
+from codebeaker_client.models import (
     COMMAND,
     CloseResult,
     CommandOutcome,
@@ -29,7 +25,11 @@ from codebeaker.api import (
     SessionList,
     SessionSummary,
 )
-from codebeaker.api.commands import WriteFileResult
+from codebeaker_client.models.commands import WriteFileResult
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import TypeAdapter
+
 from codebeaker.api.live import PendingRunCreated, PendingRunRequest
 from codebeaker.api.wire import parse
 from codebeaker.rest.openapi import BINARY, body_of, problems

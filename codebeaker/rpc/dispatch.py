@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import fastjsonschema
+from codebeaker_client.models import RpcErrorResponse
 from jsonrpcserver import async_dispatch_to_serializable
 from jsonrpcserver.main import schema as request_schema
 
-from codebeaker.api import RpcErrorResponse
 from codebeaker.api.wire import dumps
 from codebeaker.errors import rpc_error
 from codebeaker.exceptions import MalformedRequestError, PayloadTooLargeError

@@ -7,10 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from jsonrpcserver import Error, Result, Success
-from pydantic import BaseModel
-
-from codebeaker.api import (
+from codebeaker_client.models import (
     CloseResult,
     CommandOutcome,
     CreateSessionRequest,
@@ -26,7 +23,7 @@ from codebeaker.api import (
     WatchResult,
     WireModel,
 )
-from codebeaker.api.contexts import (
+from codebeaker_client.models.contexts import (
     ContextClosed,
     ContextInfo,
     ContextList,
@@ -36,6 +33,9 @@ from codebeaker.api.contexts import (
     RunCodeRequest,
     RunCodeResult,
 )
+from jsonrpcserver import Error, Result, Success
+from pydantic import BaseModel
+
 from codebeaker.api.wire import parse
 from codebeaker.errors import rpc_error
 from codebeaker.exceptions import InvalidParamsError

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from codebeaker.api import OutputChunk, WireModel
-from codebeaker.api.contexts import DisplayData, DisplayNotification
+from codebeaker_client.models import OutputChunk, WireModel
+from codebeaker_client.models.contexts import DisplayData, DisplayNotification
 
 __all__ = ["FLUSH_SECONDS", "Notify", "OutputForwarder", "nowhere"]
 

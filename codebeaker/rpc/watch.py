@@ -14,9 +14,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from codebeaker_client.models import SessionEvent, SessionRef, WatchResult
 from loguru import logger
 
-from codebeaker.api import SessionEvent, SessionRef, WatchResult
 from codebeaker.rpc.streaming import Notify, OutputForwarder
 from codebeaker.service import SandboxService
 

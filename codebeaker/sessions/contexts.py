@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from codebeaker_client.models.contexts import ContextInfo, DisplayData
 from loguru import logger
 
-from codebeaker.api.contexts import ContextInfo, DisplayData
 from codebeaker.exceptions import CommandFailedError, ContextNotFoundError, LimitExceededError
 from codebeaker.sandbox.driver import (
     CellRequest,

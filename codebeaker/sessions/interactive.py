@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from codebeaker_client.models import CompileResult
 from loguru import logger
 
-from codebeaker.api import CompileResult
 from codebeaker.api.live import EndReason
 from codebeaker.constants import EXIT_KILLED, EXIT_TIMEOUT, WORKSPACE
 from codebeaker.exceptions import LimitExceededError, ProgramExitedError, ShuttingDownError

@@ -10,11 +10,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
+from codebeaker_client.models import Command, CommandOutcome, SessionConfig, SessionEvent
+from codebeaker_client.models.commands import ExecuteShell
+from codebeaker_client.models.contexts import CodeError, RunCodeRequest, RunCodeResult
 from loguru import logger
 
-from codebeaker.api import Command, CommandOutcome, SessionConfig, SessionEvent
-from codebeaker.api.commands import ExecuteShell
-from codebeaker.api.contexts import CodeError, RunCodeRequest, RunCodeResult
 from codebeaker.commands import CommandIO, run_command
 from codebeaker.commands.paths import resolve
 from codebeaker.constants import WORKSPACE

@@ -13,7 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from codebeaker.api import CompileResult, RunResult
+from codebeaker_client.models import CompileResult, RunResult
+
 from codebeaker.commands.shell import shell_result
 from codebeaker.constants import WORKSPACE
 from codebeaker.exceptions import LimitExceededError

@@ -12,9 +12,9 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
+from codebeaker_client.models import PoolReadiness
 from loguru import logger
 
-from codebeaker.api import PoolReadiness
 from codebeaker.exceptions import SandboxError
 from codebeaker.sandbox.driver import Driver
 

@@ -9,7 +9,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from codebeaker.api import CompileResult
+from codebeaker_client.models import CompileResult
+
 from codebeaker.commands.shell import shell_result
 from codebeaker.constants import WORKSPACE
 from codebeaker.runtimes import Runtime

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Protocol
 
-from codebeaker.api import SessionConfig, SessionEvent, SessionInfo, SessionSummary
-from codebeaker.api.results import SessionState
+from codebeaker_client.models import SessionConfig, SessionEvent, SessionInfo, SessionSummary
+from codebeaker_client.models.results import SessionState
+
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, StdinPipe
 from codebeaker.sessions.contexts import ContextRegistry

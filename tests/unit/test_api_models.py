@@ -4,9 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
-
-from codebeaker.api import (
+from codebeaker_client.models import (
     COMMAND,
     CommandOutcome,
     CompileResult,
@@ -30,9 +28,8 @@ from codebeaker.api import (
     SessionList,
     SessionSummary,
     WireModel,
-    context_for,
 )
-from codebeaker.api.commands import (
+from codebeaker_client.models.commands import (
     CommandResult,
     CopyFileResult,
     CreateDirectoryResult,
@@ -45,6 +42,9 @@ from codebeaker.api.commands import (
     ShellResult,
     WriteFileResult,
 )
+from pydantic import ValidationError
+
+from codebeaker.api.wire import context_for
 from codebeaker.settings import Settings
 
 SETTINGS = Settings()

@@ -2,10 +2,7 @@ import base64
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
-
-from codebeaker.api import context_for
-from codebeaker.api.commands import (
+from codebeaker_client.models.commands import (
     Command,
     CopyFile,
     CreateDirectory,
@@ -14,6 +11,9 @@ from codebeaker.api.commands import (
     ReadFile,
     WriteFile,
 )
+from pydantic import TypeAdapter, ValidationError
+
+from codebeaker.api.wire import context_for
 from codebeaker.settings import Settings
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(Command)

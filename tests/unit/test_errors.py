@@ -1,7 +1,7 @@
 import pytest
+from codebeaker_client.models import COMMAND, RunRequest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from codebeaker.api import COMMAND, RunRequest
 from codebeaker.api.wire import dumps, field_errors, parse
 from codebeaker.errors import describe, problem_for, rpc_error
 from codebeaker.exceptions import (

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from codebeaker_client.models import ExecutionQuery, ExecutionRecord, RunRequest
 
-from codebeaker.api import ExecutionQuery, ExecutionRecord, RunRequest, context_for
+from codebeaker.api.wire import context_for
 from codebeaker.constants import WORKSPACE
 from codebeaker.exceptions import (
     ExecutionFinishedError,

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from codebeaker.api import (
+from codebeaker_client.models import (
     ExecutionError,
     ExecutionRecord,
     ExecutionSummary,
     RunRequest,
     RunResult,
-    context_for,
 )
+
+from codebeaker.api.wire import context_for
 from codebeaker.executions import ExecutionStore
 from codebeaker.executions.store import StoreInUseError
 from codebeaker.settings import Settings

@@ -5,8 +5,8 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
+from codebeaker_client.models import CompileResult
 
-from codebeaker.api import CompileResult
 from codebeaker.constants import WORKSPACE
 from codebeaker.exceptions import (
     LimitExceededError,

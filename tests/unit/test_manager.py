@@ -1,9 +1,9 @@
 import asyncio
 
 import pytest
+from codebeaker_client.models import SessionConfig
+from codebeaker_client.models.commands import ExecuteShell, ShellResult
 
-from codebeaker.api import SessionConfig
-from codebeaker.api.commands import ExecuteShell, ShellResult
 from codebeaker.exceptions import (
     InputClosedError,
     LimitExceededError,

@@ -4,8 +4,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from codebeaker_client.models import RunResult
 
-from codebeaker.api import RunResult
 from codebeaker.constants import WORKSPACE
 from codebeaker.exceptions import (
     ContainerGoneError,

@@ -2,7 +2,8 @@
 
 import asyncio
 
-from codebeaker.api import PoolReadiness
+from codebeaker_client.models import PoolReadiness
+
 from codebeaker.exceptions import SandboxError
 from codebeaker.sandbox.driver import Driver
 from codebeaker.sessions.pool import WarmPool

@@ -1,9 +1,10 @@
 from typing import Any
 
 import pytest
+from codebeaker_client.models import CreateSessionRequest, ExecuteRequest, RunRequest
 from pydantic import ValidationError
 
-from codebeaker.api import CreateSessionRequest, ExecuteRequest, RunRequest, context_for
+from codebeaker.api.wire import context_for
 from codebeaker.settings import Settings
 
 SETTINGS = Settings(max_memory_mb=1024, max_cpu_limit=2, max_idle_timeout_minutes=60)

@@ -1,8 +1,8 @@
 import re
 
 import pytest
+from codebeaker_client.models import SessionConfig
 
-from codebeaker.api import SessionConfig
 from codebeaker.runtimes import RUNTIMES
 from codebeaker.sessions.contexts import ContextRegistry
 from codebeaker.sessions.session import Lifecycle, Session

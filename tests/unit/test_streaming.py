@@ -4,8 +4,9 @@ import asyncio
 import itertools
 from typing import Any
 
-from codebeaker.api import OutputChunk, WireModel
-from codebeaker.api.contexts import DisplayData
+from codebeaker_client.models import OutputChunk, WireModel
+from codebeaker_client.models.contexts import DisplayData
+
 from codebeaker.rpc.streaming import FLUSH_SECONDS, OutputForwarder
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from codebeaker.api import SessionEvent, WireModel
+from codebeaker_client.models import SessionEvent, WireModel
+
 from codebeaker.rpc.watch import _Watcher
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from codebeaker.api.wire import Timestamp, WireModel
+from codebeaker_client.models.wire import Timestamp, WireModel
 
 __all__ = [
     "CloseResult",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from codebeaker.api.results import RunResult
-from codebeaker.api.wire import Timestamp, WireModel
+from codebeaker_client.models.results import RunResult
+from codebeaker_client.models.wire import Timestamp, WireModel
 
 __all__ = [
     "ExecutionAccepted",

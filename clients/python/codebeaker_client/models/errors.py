@@ -1,14 +1,14 @@
 """Error bodies: the data of a JSON-RPC error and the REST problem document (RFC 9457).
 
 Both carry the same ``kind`` and, for invalid input, the same ``errors`` list; the codes
-and statuses are chosen in ``codebeaker.errors`` and nowhere else.
+and statuses are chosen in the server's ``codebeaker.errors`` and nowhere else.
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from codebeaker.api.wire import WireModel, unset
+from codebeaker_client.models.wire import WireModel, unset
 
 __all__ = ["ErrorData", "FieldError", "Problem"]
 

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, SerializeAsAny
 
-from codebeaker.api.errors import ErrorData
-from codebeaker.api.wire import WireModel, unset
+from codebeaker_client.models.errors import ErrorData
+from codebeaker_client.models.wire import WireModel, unset
 
 __all__ = [
     "OutputChunk",

@@ -1,7 +1,7 @@
 """What clients send: the params of each JSON-RPC method, which are also the REST bodies.
 
 camelCase on the wire, snake_case accepted. Server maxima are checked by the models (see
-``codebeaker.api.wire``): a value above one is an invalid-params error naming the field.
+``codebeaker_client.models.wire``): a value above one is an invalid-params error naming the field.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, TypeAdapter, ValidationInfo, field_validator
 
-from codebeaker.api.commands import Command, ExecuteShell
-from codebeaker.api.wire import WireModel, at_most, validate_env
+from codebeaker_client.models.commands import Command, ExecuteShell
+from codebeaker_client.models.wire import WireModel, at_most, validate_env
 
 __all__ = [
     "COMMAND",

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
-from codebeaker.api.wire import WireModel, at_most, no_nul, validate_env
+from codebeaker_client.models.wire import WireModel, at_most, no_nul, validate_env
 
 __all__ = [
     "Command",

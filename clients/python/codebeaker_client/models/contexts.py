@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from codebeaker.api.requests import MAX_SOURCE_BYTES, SessionId
-from codebeaker.api.wire import Timestamp, WireModel, at_most, no_nul, validate_env
+from codebeaker_client.models.requests import MAX_SOURCE_BYTES, SessionId
+from codebeaker_client.models.wire import Timestamp, WireModel, at_most, no_nul, validate_env
 
 __all__ = [
     "CellStatus",

@@ -1,0 +1,1 @@
+"""CodeBeaker's Python SDK."""
