@@ -141,12 +141,21 @@ class UnauthorizedError(CodeBeakerError, PermissionError):
 
 
 class InputClosedError(CodeBeakerError):
-    def __init__(self, session_id: str) -> None:
-        super().__init__(
-            f"session {session_id} has no command reading input: none runs with stream: true,"
-            " or its stdin was closed with eof"
-        )
+    def __init__(self, session_id: str, request_id: Any = None) -> None:
+        if request_id is None:
+            message = (
+                f"session {session_id} has no command reading input: none runs with "
+                "stream: true, or its stdin was closed with eof"
+            )
+        else:
+            message = (
+                f"session {session_id} has no streamed command or cell with requestId "
+                f"{repr(request_id)[:100]} reading input: unknown, not streamed, ended, or "
+                "its stdin was closed with eof"
+            )
+        super().__init__(message)
         self.session_id = session_id
+        self.request_id = request_id
 
 
 class ProgramExitedError(CodeBeakerError):

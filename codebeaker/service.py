@@ -14,6 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from codebeaker_client.models import (
+    CancelRequest,
+    CancelResult,
     CloseResult,
     CommandOutcome,
     CreateSessionRequest,
@@ -222,9 +224,18 @@ class SandboxService:
         return WatchResult(session_id=request.session_id, watching=False)
 
     def send_input(self, request: InputRequest) -> InputResult:
+        """To the stdin of the call ``request.request_id`` names, or else of the session's
+        oldest streamed command or cell whose stdin is open."""
         data = request.data.encode("utf-8", errors="surrogatepass")
-        self._sessions.send_input(request.session_id, data, request.eof)
+        self._sessions.send_input(request.session_id, data, request.eof, request.request_id)
         return InputResult(session_id=request.session_id, bytes=len(data), eof=request.eof)
+
+    async def cancel(self, request: CancelRequest) -> CancelResult:
+        """Stop the call ``request.request_id`` names (running or queued), or every command
+        and cell of the session running now; answers once they ended. Each stopped call
+        answers for itself, marked cancelled."""
+        cancelled = await self._sessions.cancel(request.session_id, request.request_id)
+        return CancelResult(session_id=request.session_id, cancelled=cancelled)
 
     async def write_file(self, session_id: str, path: str, data: bytes) -> WriteFileResult:
         """Create or replace a file with raw bytes; a refusal raises ``CommandFailedError``."""

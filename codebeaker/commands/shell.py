@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -22,12 +23,14 @@ __all__ = ["CommandIO", "execute_shell", "shell_result"]
 
 @dataclass(frozen=True)
 class CommandIO:
-    """What a session adds to a command: its environment, and for a streamed command
-    where output goes as it arrives and where live input comes from."""
+    """What a session adds to a command: its environment, for a streamed command where
+    output goes as it arrives and where live input comes from, and what stops it early."""
 
     env: Mapping[str, str] = field(default_factory=dict)
     on_output: OutputSink | None = None
     stdin: StdinPipe | None = None
+    cancel: asyncio.Event | None = None
+    """Set by ``session.cancel``: a running ``execute_shell`` is killed with its tree."""
 
 
 def shell_result(result: ProcessResult) -> ShellResult:
@@ -38,6 +41,7 @@ def shell_result(result: ProcessResult) -> ShellResult:
         exit_code=result.exit_code,
         timed_out=result.timed_out,
         truncated=result.truncated,
+        cancelled=result.cancelled,
     )
 
 
@@ -53,6 +57,7 @@ async def execute_shell(
         output_limit=settings.output_limit_bytes,
         env={**io.env, **command.env},
         stdin=None if text is None else text.encode("utf-8", errors="surrogatepass"),
+        cancel=io.cancel,
     )
     result = await driver.run(request, on_output=io.on_output, stdin=io.stdin)
     error = result.error

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from codebeaker_client.models import COMMAND, CreateSessionRequest, Problem, RunRequest
+from codebeaker_client.models import (
+    COMMAND,
+    CancelBody,
+    CreateSessionRequest,
+    Problem,
+    RunRequest,
+)
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
@@ -24,6 +30,7 @@ BODIES: dict[str, TypeAdapter[Any]] = {
     "RunRequest": TypeAdapter(RunRequest),
     "Command": COMMAND,
     "PendingRunRequest": TypeAdapter(PendingRunRequest),
+    "CancelBody": TypeAdapter(CancelBody),
 }
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer"},
@@ -32,11 +39,12 @@ SECURITY_SCHEMES = {
 BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
 
 
-def body_of(name: str) -> dict[str, Any]:
+def body_of(name: str, *, required: bool = True) -> dict[str, Any]:
     """``openapi_extra`` of a route whose JSON body is the model registered as ``name``."""
     assert name in BODIES, name
     schema = {"$ref": REF.format(model=name)}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -116,9 +116,13 @@ async def read_body(request: Request, limit: int, what: str = "body") -> bytes:
     return bytes(body)
 
 
-async def read_json(request: Request, limit: int) -> Any:
+async def read_json(request: Request, limit: int, *, empty: Any = None) -> Any:
+    """The body as JSON; with ``empty`` given, an empty body (no bytes) reads as it."""
     try:
-        return json.loads(await read_body(request, limit))
+        body = await read_body(request, limit)
+        if not body and empty is not None:
+            return empty
+        return json.loads(body)
     except ValueError as exc:  # includes UnicodeDecodeError
         raise MalformedRequestError(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:

@@ -8,6 +8,9 @@ from typing import Annotated, Any, TypeVar
 
 from codebeaker_client.models import (
     COMMAND,
+    CancelBody,
+    CancelRequest,
+    CancelResult,
     CloseResult,
     CommandOutcome,
     CreateSessionRequest,
@@ -196,6 +199,21 @@ async def run_command(session_id: SessionId, request: Request, service: Service)
     command = await _body(request, service, COMMAND)
     outcome = await service.execute(ExecuteRequest(session_id=session_id, command=command))
     return wire_response(outcome)
+
+
+@router.post(
+    "/api/v1/sessions/{sessionId}/cancel",
+    response_model=CancelResult,
+    openapi_extra=body_of("CancelBody", required=False),
+    responses=problems(400, 401, 404, 410, 413, 422, 500),
+)
+async def cancel(session_id: SessionId, request: Request, service: Service) -> Response:
+    """Stop the session's running command (or, with ``requestId``, that call's, running or
+    queued); an empty body is ``{}``."""
+    data = await read_json(request, service.settings.max_message_bytes, empty={})
+    body = parse(CancelBody, data, service.settings)
+    cancel = CancelRequest(session_id=session_id, request_id=body.request_id)
+    return wire_response(await service.cancel(cancel))
 
 
 @router.put(

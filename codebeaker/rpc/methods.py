@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from codebeaker_client.models import (
+    CancelRequest,
+    CancelResult,
     CloseResult,
     CommandOutcome,
     CreateSessionRequest,
@@ -110,6 +112,11 @@ async def session_input(call: Call, params: InputRequest) -> InputResult:
     return call.service.send_input(params)
 
 
+@_method(CancelRequest)
+async def session_cancel(call: Call, params: CancelRequest) -> CancelResult:
+    return await call.service.cancel(params)
+
+
 @_method(NoParams)
 async def session_list(call: Call, params: NoParams) -> SessionList:
     return call.service.list_sessions()
@@ -180,6 +187,7 @@ METHODS: dict[str, Handler] = {
     "session.create": session_create,
     "session.execute": session_execute,
     "session.input": session_input,
+    "session.cancel": session_cancel,
     "session.list": session_list,
     "session.close": session_close,
     "session.watch": session_watch,

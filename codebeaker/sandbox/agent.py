@@ -15,14 +15,17 @@ Frames, both ways: ``>II`` (header length, body length), a JSON header, the raw 
 Server to agent, each with an ``id``:
     run     argv, cwd, env, marker, timeout, limit, stdin, interactive; body: first stdin
     input   eof; body: more stdin for the running command ``id``
+    cancel  run: the running command ``run`` gets a timeout's tree kill (session.cancel)
     kill    marker, since: guest.py's tree kill, for a command the server lost track of
     write, read, mkdir, copy, delete, list: guest.py's file operations, as uid 1000
     ctx_*   code contexts: one kernel process each (kernels.py says how)
 Agent to server:
     ready   id 0, once at start: whether it can switch to the sandbox user
     out     stream (1 stdout, 2 stderr); body: output, never past ``limit`` per stream
-    exit    code, timed_out, overflowed, error ("<kind>: <detail>" when it never started)
-    reply   guest.py's reply to a file operation or kill
+    exit    code, timed_out, overflowed, cancelled, error ("<kind>: <detail>" when it
+            never started)
+    reply   guest.py's reply to a file operation or kill; to a cancel: whether it stopped
+            a command
     display, cell: a context's results (kernels.py)
 """
 
@@ -159,6 +162,7 @@ class Command:
         self.eof_wanted = False
         self.timed_out = False
         self.overflowed = False
+        self.cancelled = False
         self.pidfd = os.pidfd_open(process.pid)
 
 
@@ -253,6 +257,8 @@ class Agent:
                 self.run(ident, header, body)
             elif op == "input":
                 self.feed(ident, body, bool(header.get("eof")))
+            elif op == "cancel":
+                self.cancel(ident, int(header["run"]))
             elif isinstance(op, str) and op.startswith("ctx_"):
                 self.kernels.handle(op, ident, header, body)
             else:
@@ -332,6 +338,19 @@ class Agent:
         command.eof_wanted = command.eof_wanted or eof
         self.pump_stdin(command)
 
+    def cancel(self, ident: int, run: int) -> None:
+        """Stop the running command ``run`` now, with the same tree kill as a timeout; its
+        exit frame says ``cancelled``. One that already ended, or is being killed for its
+        timeout or its output, is left alone (the reply says so)."""
+        command = self.commands.get(run)
+        stopping = command is not None and not (
+            command.timed_out or command.overflowed or command.cancelled
+        )
+        if command is not None and stopping:
+            command.cancelled = True
+            self.kill_tree(command)
+        self.send({"t": "reply", "id": ident, "ok": True, "cancelled": stopping})
+
     def pump_stdin(self, command: Command) -> None:
         fd = command.stdin_fd
         if fd is None:
@@ -381,6 +400,7 @@ class Agent:
                 "code": code if code >= 0 else 128 - code,
                 "timed_out": command.timed_out,
                 "overflowed": command.overflowed,
+                "cancelled": command.cancelled,
                 "error": None,
             }
         )

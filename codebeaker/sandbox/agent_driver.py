@@ -225,7 +225,14 @@ class AgentDriver(Driver):
             "interactive": stdin is not None,
         }
         body = request.stdin or b""
-        header = await _exchange(link, frame, body, done, stdin, request.timeout + GRACE)
+        canceller = None
+        if request.cancel is not None:
+            canceller = asyncio.create_task(self._cancel_when(request.cancel, link, ident))
+        try:
+            header = await _exchange(link, frame, body, done, stdin, request.timeout + GRACE)
+        finally:
+            if canceller is not None:
+                canceller.cancel()
         if header["t"] == "lost":
             try:
                 await self._recover(link, marker, since)
@@ -246,8 +253,22 @@ class AgentDriver(Driver):
             message = str(header["error"])
             return ProcessResult(b"", message.encode() + b"\n", int(header["code"]), error=message)
         timed_out = bool(header.get("timed_out"))
+        cancelled = bool(header.get("cancelled"))
         output.overflowed = output.overflowed or bool(header.get("overflowed"))
-        return finished(request, output, int(header["code"]), timed_out=timed_out)
+        code = int(header["code"])
+        return finished(request, output, code, timed_out=timed_out, cancelled=cancelled)
+
+    async def _cancel_when(self, cancel: asyncio.Event, link: AgentLink, ident: int) -> None:
+        """Once ``cancel`` is set, the agent kills command ``ident``'s tree as at its
+        timeout; its exit frame then says ``cancelled``."""
+        await cancel.wait()
+        reply = await link.request({"op": "cancel", "run": ident}, REPLY_TIMEOUT)
+        if reply.get("t") == "reply" and not reply.get("ok"):  # an image older than cancel
+            logger.warning(
+                "the agent in {} cannot cancel ({}); rebuild the images (codebeaker images build)",
+                self.container_id[:12],
+                reply.get("message"),
+            )
 
     async def _recover(self, lost: AgentLink, marker: str, since: float) -> None:
         """A new agent kills what the lost one left running of the command."""

@@ -69,6 +69,8 @@ class ExecOutput:
     overflowed: bool
     """A stream passed its cap; the exec was abandoned there and must be killed."""
     started: float
+    cancelled: bool = False
+    """Its ``cancel`` was set first; the exec was abandoned there and must be killed."""
 
 
 class AttachedExec:
@@ -227,11 +229,13 @@ class DockerBackend:
         timeout: float,
         output: OutputBuffer,
         stdin_pipe: StdinPipe | None = None,
+        cancel: asyncio.Event | None = None,
     ) -> ExecOutput:
-        """Run argv (no shell), feeding ``output`` until it exits, times out or floods.
+        """Run argv (no shell), feeding ``output`` until it exits, times out, floods or
+        ``cancel`` is set.
 
-        On timeout or overflow the process is *not* killed here: the caller knows how to
-        find every process the command started, the Docker API does not.
+        On timeout, overflow or cancel the process is *not* killed here: the caller knows
+        how to find every process the command started, the Docker API does not.
         """
         started = time.time()
         async with docker_errors(container_id):
@@ -244,7 +248,7 @@ class DockerBackend:
                 environment=dict(env),
                 workdir=workdir,
             )
-            timed_out = False
+            timed_out = cancelled = False
             # Entering the stream starts the exec once, before the stdin writer and the
             # reader both touch it (each would otherwise try to start it).
             async with execution.start() as stream:
@@ -252,17 +256,41 @@ class DockerBackend:
                 if attach_stdin:
                     feeder = asyncio.create_task(_feed_stdin(stream, stdin or b"", stdin_pipe))
                 try:
-                    await asyncio.wait_for(_pump(stream, output), timeout)
+                    await asyncio.wait_for(_pump_until(stream, output, cancel), timeout)
                 except TimeoutError:
                     timed_out = True
+                except _Cancelled:
+                    cancelled = True
                 finally:
                     if feeder is not None:
                         feeder.cancel()
                         await asyncio.gather(feeder, return_exceptions=True)
             exit_code = None
-            if not (timed_out or output.overflowed):
+            if not (timed_out or cancelled or output.overflowed):
                 exit_code = await _exit_code(execution)
-        return ExecOutput(exit_code, timed_out, output.overflowed, started)
+        return ExecOutput(exit_code, timed_out, output.overflowed, started, cancelled)
+
+
+class _Cancelled(Exception):
+    """``cancel`` was set before the exec's output ended."""
+
+
+async def _pump_until(stream: Stream, output: OutputBuffer, cancel: asyncio.Event | None) -> None:
+    """``_pump``, abandoned with ``_Cancelled`` as soon as ``cancel`` is set."""
+    if cancel is None:
+        await _pump(stream, output)
+        return
+    pump = asyncio.ensure_future(_pump(stream, output))
+    cancelled = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({pump, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pump, cancelled):
+            task.cancel()
+        await asyncio.gather(pump, cancelled, return_exceptions=True)
+    if pump.cancelled():
+        raise _Cancelled()
+    pump.result()  # it ended first (a Docker error raises here)
 
 
 async def _pump(stream: Stream, output: OutputBuffer) -> None:

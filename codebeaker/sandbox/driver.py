@@ -3,7 +3,8 @@
 Two implementations: the agent driver (one long-lived agent per container, a fork per
 command) and the exec driver (one Docker exec per command, for images that cannot host the
 agent). Both keep the same behaviour: argv without a shell, uid 1000, whole-tree kill on
-timeout, capped output, file operations under the path rules, streaming and live stdin.
+timeout and on cancel, capped output, file operations under the path rules, streaming and
+live stdin.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from codebeaker.constants import EXIT_KILLED, EXIT_TIMEOUT
 from codebeaker.exceptions import ContextsUnsupportedError, LimitExceededError
 
 __all__ = [
+    "CANCELLED",
     "STREAMS",
     "CellRequest",
     "CellResult",
@@ -33,6 +35,7 @@ __all__ = [
 ]
 
 STREAMS = {1: "stdout", 2: "stderr"}  # Docker's and the agent's stream numbers
+CANCELLED = "cancelled"  # the error kind of a command or cell stopped by session.cancel
 
 OutputSink = Callable[[str, bytes], None]
 """Told each piece of output as it arrives: ``("stdout" | "stderr", data)``."""
@@ -47,6 +50,8 @@ class ProcessRequest:
     """Cap per stream, in bytes; past it the command is killed."""
     env: Mapping[str, str] = field(default_factory=dict)
     stdin: bytes | None = None
+    cancel: asyncio.Event | None = field(default=None, compare=False)
+    """Set while it runs (``session.cancel``): its tree is killed as at its timeout."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class ProcessResult:
     exit_code: int
     timed_out: bool = False
     truncated: bool = False
+    cancelled: bool = False
     error: str | None = None
     """``"<kind>: <detail>"`` when the process failed to start or was cut short."""
 
@@ -159,9 +165,15 @@ class OutputBuffer:
 
 
 def finished(
-    request: ProcessRequest, output: OutputBuffer, exit_code: int, *, timed_out: bool
+    request: ProcessRequest,
+    output: OutputBuffer,
+    exit_code: int,
+    *,
+    timed_out: bool,
+    cancelled: bool = False,
 ) -> ProcessResult:
-    """The result of a process that ran: a timeout or a flood wins over its exit code."""
+    """The result of a process that ran: a timeout, a cancel or a flood wins over its exit
+    code (in that order, should several have ended it)."""
     if timed_out:
         return ProcessResult(
             output.stdout,
@@ -169,6 +181,14 @@ def finished(
             EXIT_TIMEOUT,
             timed_out=True,
             error=f"timeout: command exceeded {request.timeout:g}s and was killed",
+        )
+    if cancelled:
+        return ProcessResult(
+            output.stdout,
+            output.stderr,
+            EXIT_KILLED,
+            cancelled=True,
+            error=f"{CANCELLED}: stopped by session.cancel; its processes were killed",
         )
     if output.overflowed:
         return ProcessResult(

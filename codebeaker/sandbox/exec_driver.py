@@ -121,8 +121,9 @@ class ExecDriver(Driver):
             timeout=request.timeout,
             output=output,
             stdin_pipe=stdin,
+            cancel=request.cancel,
         )
-        if out.timed_out or out.overflowed:
+        if out.timed_out or out.overflowed or out.cancelled:
             await self._kill(marker, out.started)
         return _result(request, output, out)
 
@@ -198,7 +199,7 @@ def _result(request: ProcessRequest, output: OutputBuffer, out: ExecOutput) -> P
     exit_code = out.exit_code if out.exit_code is not None else EXIT_KILLED
     if exit_code == 126 and output.stdout.startswith(START_FAILURE):
         return _start_failure(request, output.stdout.decode(errors="replace"))
-    return finished(request, output, exit_code, timed_out=out.timed_out)
+    return finished(request, output, exit_code, timed_out=out.timed_out, cancelled=out.cancelled)
 
 
 def _start_failure(request: ProcessRequest, message: str) -> ProcessResult:

@@ -1,7 +1,8 @@
 """A session's code contexts: long-lived interpreters in its container, by id.
 
 Cells of one context run one at a time, in arrival order (its lock); contexts, and the
-session's shell commands, run beside each other. The interpreter lives in the sandbox
+session's shell commands, run beside each other. A cell cancelled while it waits for its
+turn never runs (``jobs.take_turn``). The interpreter lives in the sandbox
 (the agent's kernels); here is what the server must remember to start one again: its
 working directory and environment. A context the sandbox lost (its agent was started
 again) is started anew on its next cell, and that cell says the state is lost.
@@ -30,12 +31,31 @@ from codebeaker.sandbox.driver import (
     OutputSink,
     StdinPipe,
 )
+from codebeaker.sessions.jobs import Job, take_turn
 from codebeaker.settings import Settings
 
-__all__ = ["DEFAULT_CONTEXT", "CodeContext", "ContextRegistry", "display_data"]
+__all__ = ["DEFAULT_CONTEXT", "CodeContext", "ContextRegistry", "display_data", "not_run"]
 
 DEFAULT_CONTEXT = "default"
 MISSING = "context_not_found"
+
+
+def not_run() -> CellResult:
+    """A cell ``session.cancel`` stopped before it reached its interpreter."""
+    return CellResult(
+        status="interrupted",
+        execution_count=0,
+        stdout=b"",
+        stderr=b"",
+        displays=[],
+        error={
+            "name": "Cancelled",
+            "value": "session.cancel stopped the cell before it ran",
+            "traceback": "",
+        },
+        state_preserved=True,
+        truncated=False,
+    )
 
 
 def display_data(display: Display) -> DisplayData:
@@ -153,13 +173,23 @@ class ContextRegistry:
         on_output: OutputSink | None = None,
         on_display: DisplaySink | None = None,
         stdin: StdinPipe | None = None,
+        job: Job | None = None,
     ) -> CellResult:
+        """Run one cell after those queued on its context. ``job`` (the session's record of
+        it) may be cancelled: while it waits for its turn or for the interpreter to start,
+        the cell does not run (``not_run``)."""
+        job = job or Job(None)
         context.waiting += 1
         try:
-            async with context.lock:
+            if not await take_turn(context.lock, job):
+                return not_run()
+            try:
                 await self._started(context)
                 if context.closed:  # closed while this cell waited
                     raise ContextNotFoundError(self._session_id, context.id)
+                if job.cancel.is_set():  # cancelled while the interpreter started
+                    job.cancelled = True
+                    return not_run()
                 run = functools.partial(
                     self._driver.run_cell,
                     context.id,
@@ -179,6 +209,8 @@ class ContextRegistry:
                     result = replace(result, state_preserved=False)
                 context.execution_count = result.execution_count
                 return result
+            finally:
+                context.lock.release()
         finally:
             context.waiting -= 1
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
+import functools
 import secrets
 import time
 from collections import OrderedDict
@@ -11,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from codebeaker_client.models import Command, CommandOutcome, SessionConfig, SessionEvent
-from codebeaker_client.models.commands import ExecuteShell
+from codebeaker_client.models.commands import ExecuteShell, ShellResult
 from codebeaker_client.models.contexts import CodeError, RunCodeRequest, RunCodeResult
 from loguru import logger
 
@@ -19,6 +21,7 @@ from codebeaker.commands import CommandIO, run_command
 from codebeaker.commands.paths import resolve
 from codebeaker.constants import WORKSPACE
 from codebeaker.exceptions import (
+    CommandFailedError,
     ContainerGoneError,
     InputClosedError,
     LimitExceededError,
@@ -26,8 +29,16 @@ from codebeaker.exceptions import (
     SessionTerminatedError,
 )
 from codebeaker.runtimes import Runtime
-from codebeaker.sandbox.driver import CellRequest, CellResult, DisplaySink, OutputSink, StdinPipe
+from codebeaker.sandbox.driver import (
+    CANCELLED,
+    CellRequest,
+    CellResult,
+    DisplaySink,
+    OutputSink,
+    StdinPipe,
+)
 from codebeaker.sessions.contexts import CodeContext, ContextRegistry, display_data
+from codebeaker.sessions.jobs import Job, JobState, take_turn
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.sessions.session import Lifecycle, Session, SessionObserver
 from codebeaker.settings import Settings
@@ -35,6 +46,7 @@ from codebeaker.settings import Settings
 __all__ = ["SessionManager"]
 
 TOMBSTONES = 1024  # how many terminated session ids still answer "terminated", not "not found"
+CANCEL_WAIT_SECONDS = 30.0  # session.cancel waits this long at most for what it stopped to end
 
 
 class SessionManager:
@@ -99,39 +111,74 @@ class SessionManager:
     ) -> CommandOutcome:
         """Run one command after those already queued on the session. ``interactive``
         keeps the program's stdin open for ``send_input`` (queued input waits for it).
-        Watchers hear it start and end, and see a streamed command's output."""
+        Watchers hear it start and end, and see a streamed command's output.
+        ``session.cancel`` stops it (``cancel``)."""
         session = self.get(session_id)
         if on_output is not None:
             on_output = _fanned_out(session, on_output, call_id)
         stdin = StdinPipe(self._settings.max_write_bytes) if interactive else None
-        async with self._busy(session, stdin), session.lock:
-            if session.lifecycle is not Lifecycle.OPEN:  # closed while we queued
-                raise SessionNotFoundError(session_id)
-            session.touch()
-            io = CommandIO(session.config.env, on_output, stdin)
-            session.announce(_started(session_id, command, call_id))
-            outcome = await run_command(session.driver, command, self._settings, io)
-            session.announce(_finished(session_id, command, call_id, outcome))
-            return outcome
+        job = Job(call_id, stdin=stdin, stoppable=isinstance(command, ExecuteShell))
+        queued = time.perf_counter()
+        async with self._busy(session, job):
+            if not await take_turn(session.lock, job):
+                return _not_started(queued)
+            try:
+                if session.lifecycle is not Lifecycle.OPEN:  # closed while we queued
+                    raise SessionNotFoundError(session_id)
+                session.touch()
+                io = CommandIO(session.config.env, on_output, stdin, job.cancel)
+                session.announce(_started(session_id, command, call_id))
+                outcome = await run_command(session.driver, command, self._settings, io)
+                job.cancelled = isinstance(outcome.result, ShellResult) and outcome.result.cancelled
+                session.announce(_finished(session_id, command, call_id, outcome))
+                return outcome
+            finally:
+                session.lock.release()
 
     @contextlib.asynccontextmanager
-    async def _busy(self, session: Session, stdin: StdinPipe | None) -> AsyncIterator[None]:
-        """A command or cell queued or running on the session: counted, its live stdin
-        reachable by ``send_input``; a container found gone ends the session."""
+    async def _busy(self, session: Session, job: Job) -> AsyncIterator[None]:
+        """A command or cell queued or running on the session: counted, findable by
+        ``cancel`` and its live stdin by ``send_input``; a container found gone ends the
+        session."""
         session.execution_count += 1
         session.running += 1
-        if stdin is not None:
-            session.inputs.append(stdin)
+        session.jobs.add(job)
         try:
             yield
         except ContainerGoneError as exc:
             await self._terminate(session, exc.reason, remember=False)  # told right now
             raise SessionTerminatedError(session.id, exc.reason) from exc
         finally:
-            if stdin is not None:
-                session.inputs.remove(stdin)
+            session.jobs.remove(job)
+            job.transition(JobState.DONE)
             session.running -= 1
             session.touch()
+
+    async def cancel(self, session_id: str, call_id: Any = None) -> builtins.list[Any]:
+        """Stop the call ``call_id`` of the session, running or queued; without one, every
+        command and cell running now. A queued one will not run; a running command is
+        killed with its tree, a running cell interrupted. Returns, once they ended (or
+        ``CANCEL_WAIT_SECONDS`` passed), the ids of those that were stopped, oldest first:
+        one that ended on its own meanwhile is not among them."""
+        session = self.get(session_id)
+        session.touch()
+        targets = session.jobs.targets(call_id)
+        for job in targets:
+            job.cancel.set()
+        for job in targets:
+            if job.interrupt is not None and job.state is JobState.RUNNING:
+                try:
+                    job.cancelled = await job.interrupt() or job.cancelled
+                except CommandFailedError as exc:  # the sandbox lost it: the cell fails anyway
+                    logger.info(
+                        "cell {!r} of session {} not interrupted: {}", job.call_id, session_id, exc
+                    )
+        if targets:
+            ends = [asyncio.ensure_future(job.ended.wait()) for job in targets]
+            _, late = await asyncio.wait(ends, timeout=CANCEL_WAIT_SECONDS)
+            for waiter in late:
+                waiter.cancel()
+        return [job.call_id for job in targets if job.cancelled]
 
     def contexts(self, session_id: str) -> ContextRegistry:
         """The session's code contexts; asking for them is activity (the idle timeout)."""
@@ -174,13 +221,19 @@ class SessionManager:
             cell_limit=settings.cell_results_limit_bytes,
         )
         stdin = StdinPipe(settings.max_write_bytes) if request.stream else None
+        job = Job(call_id, stdin=stdin, interrupt=functools.partial(contexts.interrupt, context))
         started = time.monotonic()
-        async with self._busy(session, stdin):
+        async with self._busy(session, job):
             session.touch()
             session.announce(_event(session_id, "command_started", call_id))
             try:
                 result = await contexts.run(
-                    context, cell, on_output=on_output, on_display=on_display, stdin=stdin
+                    context,
+                    cell,
+                    on_output=on_output,
+                    on_display=on_display,
+                    stdin=stdin,
+                    job=job,
                 )
             except Exception:  # watchers hear every cell end, an error's too
                 spent = round((time.monotonic() - started) * 1000)
@@ -211,13 +264,13 @@ class SessionManager:
         if session is not None:
             session.observers.discard(observer)
 
-    def send_input(self, session_id: str, data: bytes, eof: bool) -> None:
-        """To the oldest interactive command of the session whose stdin is still open
-        (it may still be queued: the data waits for it)."""
+    def send_input(self, session_id: str, data: bytes, eof: bool, call_id: Any = None) -> None:
+        """To the oldest streamed command or cell of the session whose stdin is still open
+        (it may still be queued: the data waits for it); with ``call_id``, to that call's."""
         session = self.get(session_id)
-        stdin = next((pipe for pipe in session.inputs if not pipe.closed), None)
+        stdin = session.jobs.stdin(call_id)
         if stdin is None:
-            raise InputClosedError(session_id)
+            raise InputClosedError(session_id, call_id)
         stdin.write(data, eof)
         session.touch()
 
@@ -275,6 +328,16 @@ class SessionManager:
         finally:
             session.transition(Lifecycle.CLOSED)
         logger.warning("session {} terminated: {}", session.id, reason)
+
+
+def _not_started(queued: float) -> CommandOutcome:
+    """A command ``session.cancel`` stopped while it waited for its turn."""
+    return CommandOutcome(
+        success=False,
+        result=None,
+        error=f"{CANCELLED}: stopped by session.cancel before it started",
+        duration_ms=round((time.perf_counter() - queued) * 1000),
+    )
 
 
 def _fanned_out(session: Session, sink: OutputSink, call_id: Any) -> OutputSink:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Protocol
@@ -15,6 +14,7 @@ from codebeaker_client.models.results import SessionState
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, StdinPipe
 from codebeaker.sessions.contexts import ContextRegistry
+from codebeaker.sessions.jobs import Jobs
 
 __all__ = ["Lifecycle", "Session", "SessionObserver"]
 
@@ -66,12 +66,18 @@ class Session:
         self.execution_count = 0
         self.running = 0
         self.lock = asyncio.Lock()
-        self.inputs: deque[StdinPipe] = deque()
-        """stdin of the interactive commands queued or running, oldest first."""
+        """Held by the running command; the queued ones wait for it (see ``jobs.take_turn``)."""
+        self.jobs = Jobs()
+        """Its commands and cells queued or running, oldest first."""
         self.observers: set[SessionObserver] = set()
         self._created = time.monotonic()
         self._touched = self._created
         self._lifecycle = Lifecycle.OPEN
+
+    @property
+    def inputs(self) -> list[StdinPipe]:
+        """stdin of the streamed commands and cells queued or running, oldest first."""
+        return [job.stdin for job in self.jobs if job.stdin is not None]
 
     @property
     def container_id(self) -> str:

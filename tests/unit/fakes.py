@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import posixpath
 from typing import Any
 
@@ -28,7 +29,8 @@ MODIFIED_AT = "2026-01-01T00:00:00Z"
 
 
 class FakeDriver(Driver):
-    """Echoes argv; ``sleep N`` sleeps; ``false`` exits 1; ``cat`` echoes its stdin.
+    """Echoes argv; ``sleep N`` sleeps (until its ``cancel``, if it is set first: then it
+    is killed, exit 137); ``false`` exits 1; ``cat`` echoes its stdin.
 
     File operations answer as the guest does, over an in-memory file system. A container
     marked gone raises like Docker would.
@@ -54,7 +56,13 @@ class FakeDriver(Driver):
         self.calls.append(request.argv)
         self.envs.append(dict(request.env))
         if request.argv[0] == "sleep":
-            await asyncio.sleep(float(request.argv[1]))
+            if request.cancel is None:
+                await asyncio.sleep(float(request.argv[1]))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(request.cancel.wait(), float(request.argv[1]))
+                if request.cancel.is_set():
+                    return ProcessResult(b"", b"", 137, cancelled=True, error="cancelled: killed")
         if request.argv[0] == "false":
             return ProcessResult(b"", b"", 1)
         if request.argv[0] == "cat":  # echoes stdin, live input included, until EOF

@@ -55,6 +55,20 @@ def test_timeout_and_flood_win_over_the_exit_code() -> None:
     assert (timed.exit_code, timed.timed_out) == (124, True)
 
 
+def test_a_cancel_wins_over_the_exit_code_and_a_flood_but_not_a_timeout() -> None:
+    request = ProcessRequest(("x",), "/workspace", 2.0, 4)
+    output = OutputBuffer(4)
+    output.feed(1, b"ab")
+    cancelled = finished(request, output, -9, timed_out=False, cancelled=True)
+    assert (cancelled.exit_code, cancelled.cancelled, cancelled.stdout) == (137, True, b"ab")
+    assert cancelled.error is not None
+    assert cancelled.error.startswith("cancelled:")
+    output.feed(1, b"cdef")  # flooded too
+    assert finished(request, output, 0, timed_out=False, cancelled=True).cancelled
+    timed = finished(request, output, 0, timed_out=True, cancelled=True)
+    assert (timed.exit_code, timed.timed_out, timed.cancelled) == (124, True, False)
+
+
 async def test_stdin_pipe_ends_with_eof_and_refuses_more() -> None:
     pipe = StdinPipe(limit=16)
     pipe.write(b"a")

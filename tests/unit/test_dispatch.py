@@ -1,3 +1,4 @@
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,23 @@ async def test_contexts_answer_in_process(service: SandboxService) -> None:
     assert wrong["error"]["data"]["errors"][0]["loc"] == ["language"]
     env = await ask(service, req("context.create", {"sessionId": sid, "env": {"A=B": "x"}}))
     assert env["error"]["data"]["errors"][0]["loc"] == ["env"]
+
+
+async def test_session_cancel_answers_what_it_stopped(service: SandboxService) -> None:
+    created = await ask(service, req("session.create", {"language": "python"}))
+    sid = created["result"]["sessionId"]
+    command = {"type": "execute_shell", "commandName": "sleep", "args": ["30"]}
+    running = asyncio.ensure_future(
+        ask(service, req("session.execute", {"sessionId": sid, "command": command}, "run-1"))
+    )
+    await asyncio.sleep(0.01)
+    cancel = req("session.cancel", {"sessionId": sid, "requestId": "run-1"}, 2)
+    assert (await ask(service, cancel))["result"] == {"sessionId": sid, "cancelled": ["run-1"]}
+    stopped = (await running)["result"]
+    assert stopped["result"]["cancelled"] is True
+    assert stopped["error"].startswith("cancelled:")
+    nothing = await ask(service, req("session.cancel", {"sessionId": sid}, 3))
+    assert nothing["result"] == {"sessionId": sid, "cancelled": []}
+    bad = await ask(service, req("session.cancel", {"sessionId": sid, "requestId": True}, 4))
+    assert bad["error"]["code"] == -32602
+    assert bad["error"]["data"]["errors"][0]["loc"] == ["requestId"]

@@ -182,3 +182,72 @@ async def test_streamed_output_reaches_the_sink(manager: SessionManager) -> None
         session.id, shell("echo", "hi"), on_output=lambda stream, data: seen.append((stream, data))
     )
     assert seen == [("stdout", b"echo hi")]
+
+
+# ------------------------------------------------------------------------------ cancel
+
+
+async def test_cancel_stops_the_running_command_and_the_next_one_runs(
+    manager: SessionManager,
+) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    busy = asyncio.create_task(manager.execute(session.id, shell("sleep", "30"), call_id=1))
+    after = asyncio.create_task(manager.execute(session.id, shell("echo", "next"), call_id=2))
+    await asyncio.sleep(0.01)
+    assert await asyncio.wait_for(manager.cancel(session.id), 5) == [1]
+    stopped = await busy
+    assert not stopped.success
+    assert stopped.error is not None
+    assert stopped.error.startswith("cancelled:")
+    assert isinstance(stopped.result, ShellResult)
+    assert stopped.result.cancelled
+    assert stopped.result.exit_code == 137
+    ran = await asyncio.wait_for(after, 5)
+    assert ran.success
+    assert not session.jobs
+
+
+async def test_cancel_a_queued_command_by_its_id(manager: SessionManager) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    busy = asyncio.create_task(manager.execute(session.id, shell("sleep", "30"), call_id="a"))
+    queued = asyncio.create_task(manager.execute(session.id, shell("echo", "x"), call_id="b"))
+    await asyncio.sleep(0.01)
+    assert await manager.cancel(session.id, "b") == ["b"]
+    never = await asyncio.wait_for(queued, 5)
+    assert (never.success, never.result) == (False, None)
+    assert never.error is not None
+    assert never.error.startswith("cancelled:")
+    assert not busy.done()
+    assert await manager.cancel(session.id, "b") == []
+    assert await manager.cancel(session.id, "nope") == []
+    assert await manager.cancel(session.id, "a") == ["a"]
+    await busy
+    driver = session.driver
+    assert isinstance(driver, FakeDriver)
+    assert ("echo", "x") not in driver.calls
+
+
+async def test_cancel_with_nothing_running_stops_nothing(manager: SessionManager) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    assert await manager.cancel(session.id) == []
+    with pytest.raises(SessionNotFoundError):
+        await manager.cancel("nope")
+
+
+async def test_input_goes_to_the_call_it_names(manager: SessionManager) -> None:
+    session = await manager.create(RUNTIMES.get("python"), CONFIG)
+    first = asyncio.create_task(
+        manager.execute(session.id, shell("cat"), interactive=True, call_id=1)
+    )
+    second = asyncio.create_task(
+        manager.execute(session.id, shell("cat"), interactive=True, call_id=2)
+    )
+    await asyncio.sleep(0)
+    manager.send_input(session.id, b"two", eof=True, call_id=2)
+    manager.send_input(session.id, b"one", eof=True, call_id=1)
+    one, two = (await first).result, (await second).result
+    assert isinstance(one, ShellResult)
+    assert isinstance(two, ShellResult)
+    assert (one.stdout, two.stdout) == ("one", "two")
+    with pytest.raises(InputClosedError):
+        manager.send_input(session.id, b"late", eof=False, call_id=1)

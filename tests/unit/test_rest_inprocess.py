@@ -48,6 +48,8 @@ DOCUMENTED = {
     # RUN.md framing B, and the language list the playground offers
     ("post", "/session"),
     ("get", "/api/v1/languages"),
+    # ours: session.cancel's REST form
+    ("post", "/api/v1/sessions/{sessionId}/cancel"),
 }
 SEED_003 = {
     ("post", "/api/execute"),

@@ -25,14 +25,18 @@ from codebeaker_client.models.jsonrpc import (
 )
 from codebeaker_client.models.requests import (
     COMMAND,
+    CancelBody,
+    CancelRequest,
     CreateSessionRequest,
     ExecuteRequest,
     InputRequest,
     NoParams,
+    RequestId,
     RunRequest,
     SessionRef,
 )
 from codebeaker_client.models.results import (
+    CancelResult,
     CloseResult,
     CompileResult,
     Health,
@@ -46,11 +50,14 @@ from codebeaker_client.models.results import (
     SessionList,
     SessionSummary,
 )
-from codebeaker_client.models.wire import CLIENT_CONTEXT, WireModel, build
+from codebeaker_client.models.wire import CLIENT_CONTEXT, WireModel
 
 __all__ = [
     "CLIENT_CONTEXT",
     "COMMAND",
+    "CancelBody",
+    "CancelRequest",
+    "CancelResult",
     "CloseResult",
     "Command",
     "CommandOutcome",
@@ -76,6 +83,7 @@ __all__ = [
     "OutputChunk",
     "PoolReadiness",
     "Problem",
+    "RequestId",
     "RpcError",
     "RpcErrorResponse",
     "RpcNotification",
@@ -89,5 +97,4 @@ __all__ = [
     "SessionSummary",
     "WatchResult",
     "WireModel",
-    "build",
 ]

@@ -203,6 +203,9 @@ class ShellResult(WireModel):
     exit_code: int
     timed_out: bool
     truncated: bool
+    cancelled: bool = Field(False, exclude_if=lambda value: not value)
+    """``session.cancel`` stopped the command: its whole process tree was killed (exit code
+    137) and the output so far is kept. Only on the wire when true."""
 
 
 class CreateDirectoryResult(WireModel):

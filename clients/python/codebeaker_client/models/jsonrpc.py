@@ -15,6 +15,7 @@ __all__ = [
     "RpcError",
     "RpcErrorResponse",
     "RpcNotification",
+    "RpcRequest",
     "SessionEvent",
     "WatchResult",
 ]
@@ -32,6 +33,15 @@ class RpcErrorResponse(WireModel):
     jsonrpc: Literal["2.0"] = "2.0"
     error: RpcError
     id: Any = None
+
+
+class RpcRequest(WireModel):
+    """What a client sends: without ``id`` it is a notification, answered by nothing."""
+
+    jsonrpc: Literal["2.0"] = "2.0"
+    method: str
+    params: Any = Field(None, exclude_if=unset)
+    id: int | str | None = Field(None, exclude_if=unset)
 
 
 class RpcNotification(WireModel):

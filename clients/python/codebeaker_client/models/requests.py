@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 
 from codebeaker_client.models.commands import Command, ExecuteShell
 from codebeaker_client.models.wire import WireModel, at_most, validate_env
@@ -16,10 +23,13 @@ from codebeaker_client.models.wire import WireModel, at_most, validate_env
 __all__ = [
     "COMMAND",
     "MEMORY_ALIAS",
+    "CancelBody",
+    "CancelRequest",
     "CreateSessionRequest",
     "ExecuteRequest",
     "InputRequest",
     "NoParams",
+    "RequestId",
     "RunRequest",
     "SessionRef",
 ]
@@ -27,6 +37,17 @@ __all__ = [
 SessionId = Annotated[str, Field(min_length=1, max_length=256)]
 MEMORY_ALIAS = AliasChoices("memoryLimitMB", "memory_limit_mb", "memoryLimitMb")
 MAX_SOURCE_BYTES = 10 * 1024 * 1024
+
+
+def _request_id(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be the id of a JSON-RPC call: a string or an integer")
+    return value
+
+
+RequestId = Annotated[int | str, BeforeValidator(_request_id)]
+"""The JSON-RPC ``id`` of an earlier call, exactly as it was sent: ``7`` and ``"7"`` are
+different ids; ``true``, ``7.5`` or an object name none (invalid params)."""
 
 COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
 """A bare command object (the body of ``POST /api/v1/sessions/{id}/commands``)."""
@@ -57,6 +78,26 @@ class InputRequest(WireModel):
     session_id: SessionId
     data: str = ""
     eof: bool = False
+    request_id: RequestId | None = None
+    """The ``id`` of the streamed ``session.execute`` (or ``session.run_code``) call whose
+    stdin takes the data; unset: the session's oldest streamed call whose stdin is open."""
+
+
+class CancelBody(WireModel):
+    """The body of ``POST /api/v1/sessions/{id}/cancel`` (the session is in the path)."""
+
+    request_id: RequestId | None = None
+    """The ``id`` of the ``session.execute`` or ``session.run_code`` call to stop, running
+    or queued; unset: every command and cell of the session running now."""
+
+
+class CancelRequest(WireModel):
+    """``session.cancel``."""
+
+    session_id: SessionId
+    request_id: RequestId | None = None
+    """The ``id`` of the ``session.execute`` or ``session.run_code`` call to stop, running
+    or queued; unset: every command and cell of the session running now."""
 
 
 class _MemoryLimit(WireModel):

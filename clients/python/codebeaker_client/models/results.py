@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from codebeaker_client.models.wire import Timestamp, WireModel
 
 __all__ = [
+    "CancelResult",
     "CloseResult",
     "CompileResult",
     "Health",
@@ -79,6 +80,16 @@ class InputResult(WireModel):
     bytes: int
     """Bytes of input accepted (UTF-8)."""
     eof: bool
+
+
+class CancelResult(WireModel):
+    """``session.cancel``: what it stopped (an empty list when nothing matched)."""
+
+    session_id: str
+    cancelled: list[Any]
+    """The ids of the calls stopped, oldest first, as those calls sent them: commands and
+    cells killed or interrupted while they ran, and queued ones that will never run.
+    ``null`` for a call sent without an ``id`` (REST, a JSON-RPC notification)."""
 
 
 class CompileResult(WireModel):

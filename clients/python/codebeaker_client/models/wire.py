@@ -22,7 +22,6 @@ __all__ = [
     "Timestamp",
     "WireModel",
     "at_most",
-    "build",
     "iso",
     "no_nul",
     "unset",
@@ -31,7 +30,6 @@ __all__ = [
 
 SETTINGS_CONTEXT = "settings"
 Number = TypeVar("Number", int, float)
-Model = TypeVar("Model", bound=BaseModel)
 
 
 class _ServerChecks:
@@ -48,11 +46,6 @@ def iso(moment: datetime) -> str:
 
 Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str, when_used="json")]
 """A moment on the wire: ``2026-01-01T12:00:00Z``."""
-
-
-def build(model: type[Model], **fields: Any) -> Model:
-    """A request model built by a client: every field checked but the server's maxima."""
-    return model.model_validate(fields, context=CLIENT_CONTEXT)
 
 
 def at_most(value: Number | None, info: ValidationInfo, maximum: str) -> Number | None:
