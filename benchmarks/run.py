@@ -1,7 +1,7 @@
 """CodeBeaker against raw Docker calls, measured side by side in the same run.
 
     .venv/bin/python benchmarks/run.py [--iterations 30] [--url ws://HOST:PORT] [--json PATH]
-                                       [--only 0,A,B,C,T,L,R,K,I]
+                                       [--only 0,S,A,B,C,T,L,R,K,I]
 
 Without ``--url`` it starts two servers of its own (``python -m codebeaker serve`` on free
 ports, each with its own ``CODEBEAKER_INSTANCE``): the agent driver with its warm pool, and the
@@ -10,6 +10,8 @@ Scenario I (interactive runs over ``GET /ws``) gets a third agent server, starte
 begins and stopped when it ends, whose pool holds python, c and java containers.
 Scenario K (code contexts: ``session.run_code``, ``context.*``) runs on the agent server
 only, in one python session, with ``execute_shell`` in the same session as its baseline.
+Every call of ours goes through the SDK (``codebeaker_client``); scenario S measures what
+the SDK itself adds, against the same request sent as a bare frame on a plain WebSocket.
 Every scenario alternates one CodeBeaker call and its baseline, the equivalent aiodocker
 call(s) on a container with the same hardening, after a few warm-up rounds that are not
 counted (scenario R takes turns among three calls of ours and one baseline). Every
@@ -23,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import itertools
 import json
 import os
 import platform
@@ -46,7 +47,12 @@ from typing import Any
 import aiodocker
 import httpx
 import llm_sandbox_baseline
-from websockets.asyncio.client import ClientConnection, connect
+from codebeaker_client import AsyncCodeBeaker, AsyncSession, Execution, errors
+from codebeaker_client.models import ExecuteRequest, RunRequest, RunResult
+from codebeaker_client.models.commands import ExecuteShell
+from codebeaker_client.models.jsonrpc import RpcRequest
+from codebeaker_client.params import build
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from codebeaker.constants import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED
@@ -54,7 +60,6 @@ from codebeaker.runtimes import RUNTIMES, Runtime
 from codebeaker.sandbox.hardening import ContainerLimits, container_config
 from codebeaker.settings import Settings
 
-MIB = 1024 * 1024
 BENCH_LABEL = "codebeaker.bench"  # on every baseline container, so the final sweep finds them
 SANDBOX_USER = "1000:1000"
 WORKSPACE = "/workspace"
@@ -66,7 +71,7 @@ RUN_GOAL_MS = 40.0  # the speed issue's goal for a one-shot run (p50, warm pool)
 CLEANUP_SECONDS = 60.0
 BLOCK = 10  # per-command scenarios alternate in blocks of this many calls a side
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local
-SCENARIOS = ("0", "A", "B", "C", "T", "L", "R", "K", "I")
+SCENARIOS = ("0", "S", "A", "B", "C", "T", "L", "R", "K", "I")
 LIVE_PROGRAMS = {  # scenario I: each prints HELLO_OUTPUT and exits 0
     "python": HELLO,
     "c": '#include <stdio.h>\n\nint main(void) {\n    puts("hello");\n    return 0;\n}\n',
@@ -77,6 +82,8 @@ LIVE_PROGRAMS = {  # scenario I: each prints HELLO_OUTPUT and exits 0
 }
 LIVE_POOL = {language: 2 for language in LIVE_PROGRAMS}
 LIVE_GOAL = 1 / 3  # the interactive issue's goal: at most a third of the raw path (not java)
+SDK_GOAL = 1.10  # scenario S: the SDK may add at most a tenth to a bare frame's round trip
+SDK_ROUNDS = 5  # scenario S: rounds a side per --iteration (the difference is a few percent)
 # Scenario K, code contexts: the contexts issue's goals.
 CELL_GOAL_MS = 10.0  # a cell on a warm context, p50 end to end
 NEW_CONTEXT_GOAL_MS = 100.0  # context.create + its first cell, p50
@@ -86,7 +93,7 @@ IDLE_CONTEXTS = 4  # contexts (and baseline processes) whose memory K reads
 CELL_TIMEOUT = 0.5  # seconds: the timeout of K's endless cells and of its `sleep 100`
 TIMEOUT_ROUNDS = 5  # K's timeout rows: rounds a side (at most --iterations)
 CELL = "1+1"
-SHELL_CELL = {"type": "execute_shell", "commandName": "python3", "args": ["-c", "print(1+1)"]}
+SHELL_CELL = ["python3", "-c", "print(1+1)"]
 ENDLESS = {  # K's cells that never end by themselves
     "`while True: pass`": "while True:\n    pass\n",
     "sleep loop": "import time\nwhile True:\n    time.sleep(0.001)\n",
@@ -130,82 +137,6 @@ status=$?
 kill $pids
 exit $status
 """
-
-
-# --------------------------------------------------------------------------- JSON-RPC client
-
-
-class RpcError(Exception):
-    def __init__(self, method: str, error: dict[str, Any]) -> None:
-        super().__init__(
-            f"{method}: {error.get('code')} {error.get('message')} {error.get('data')}"
-        )
-        self.error = error
-
-
-class RpcClient:
-    """JSON-RPC 2.0 over one WebSocket; replies are routed by id, so calls may overlap."""
-
-    def __init__(self, websocket: ClientConnection) -> None:
-        self._websocket = websocket
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, url: str, api_key: str | None) -> RpcClient:
-        headers = auth_headers(api_key)
-        websocket = await connect(url, additional_headers=headers, max_size=64 * MIB, proxy=None)
-        return cls(websocket)
-
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
-        try:
-            await self._websocket.send(json.dumps(message))
-            reply = await future
-        finally:
-            self._pending.pop(request_id, None)
-        if "error" in reply:
-            raise RpcError(method, reply["error"])
-        return reply["result"]
-
-    async def execute(self, session_id: str, command: dict[str, Any]) -> dict[str, Any]:
-        """``session.execute`` that insists on ``success``."""
-        reply: dict[str, Any] = await self.call(
-            "session.execute", {"sessionId": session_id, "command": command}
-        )
-        if not reply["success"]:
-            raise RuntimeError(f"{command['type']} failed: {reply['error']}")
-        return reply
-
-    async def _read(self) -> None:
-        failure: BaseException = ConnectionError("connection closed")
-        try:
-            async for frame in self._websocket:
-                data = json.loads(frame)
-                for reply in data if isinstance(data, list) else [data]:
-                    future = self._pending.get(reply.get("id"))
-                    if future is not None and not future.done():
-                        future.set_result(reply)
-        except ConnectionClosed as exc:
-            failure = exc
-        finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(failure)
-
-    async def aclose(self) -> None:
-        await self._websocket.close()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-
-
-def auth_headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 # --------------------------------------------------------------------------- raw Docker
@@ -417,11 +348,12 @@ def latency_row(metric: str, ours: list[float], base: list[float] | None, note: 
 
 @dataclass
 class Target:
-    """One server under test: its connection, its driver, where its /health is, an HTTP
-    client for its REST API (base URL and API key set), and its instance if known."""
+    """One server under test: its SDK client (one connection), its driver, where its /health
+    is, an HTTP client for its REST API (base URL and API key set), and its instance if
+    known."""
 
     driver: str
-    rpc: RpcClient
+    client: AsyncCodeBeaker
     health_url: str
     http: httpx.AsyncClient
     instance: str | None
@@ -434,29 +366,33 @@ class Bench:
         raw: RawDocker,
         args: argparse.Namespace,
         settings: Settings,
+        headers: dict[str, str],
     ) -> None:
         self.targets = targets
         self.raw = raw
         self.args = args
         self.settings = settings
-        self.sessions: dict[str, RpcClient] = {}
+        self.headers = headers  # the API key, for what the SDK does not speak: /ws, bare frames
+        self.sessions: dict[str, AsyncSession] = {}
         self.rows: list[Row] = []
         self.turns: dict[str, list[float]] = {}  # scenario C's samples per driver, for L
 
     def log(self, text: str) -> None:
         print(f"  {text}", file=sys.stderr, flush=True)
 
-    async def open_session(self, rpc: RpcClient, **params: Any) -> str:
-        reply = await rpc.call("session.create", {"language": "python", **params})
-        self.sessions[reply["sessionId"]] = rpc
-        return str(reply["sessionId"])
+    async def open_session(
+        self, client: AsyncCodeBeaker, memory_limit_mb: int | None = None
+    ) -> AsyncSession:
+        session = await client.create_session("python", memory_limit_mb=memory_limit_mb)
+        self.sessions[session.id] = session
+        return session
 
-    async def close_session(self, session_id: str) -> None:
-        await self.sessions[session_id].call("session.close", {"sessionId": session_id})
-        del self.sessions[session_id]
+    async def close_session(self, session: AsyncSession) -> None:
+        await session.close()
+        del self.sessions[session.id]
 
     async def close_all(self) -> None:
-        closing = [self.close_session(session_id) for session_id in list(self.sessions)]
+        closing = [self.close_session(session) for session in list(self.sessions.values())]
         await asyncio.gather(*closing, return_exceptions=True)
 
     async def run(self) -> list[Row]:
@@ -470,14 +406,16 @@ class Bench:
     async def per_command(self, wanted: Callable[[str], bool]) -> None:
         main = self.targets[0]
         if wanted("0"):
-            await self.round_trip(main.rpc)
+            await self.round_trip(main.client)
+        if wanted("S"):
+            await self.sdk_overhead(main)
         if wanted("A"):
-            await self.cold_start(main.rpc)
+            await self.cold_start(main.client)
             await self.pooled_start(main)
         for target in self.targets:
             if wanted("B") or wanted("C"):
                 ours_box, base_box = await asyncio.gather(
-                    self.open_session(target.rpc), self.raw.create()
+                    self.open_session(target.client), self.raw.create()
                 )
                 try:
                     if wanted("B"):
@@ -496,17 +434,63 @@ class Bench:
         if wanted("K"):
             await self.code_contexts(main)
 
-    async def round_trip(self, rpc: RpcClient) -> None:
+    async def round_trip(self, client: AsyncCodeBeaker) -> None:
         """``session.list``: the WebSocket and JSON-RPC cost alone, no Docker call behind it."""
         self.log("0: session.list round trip")
         samples = [
-            (await timed(lambda: rpc.call("session.list")))[0]
+            (await timed(client.list_sessions))[0]
             for _ in range(self.args.warmup + self.args.iterations)
         ]
         note = "no Docker call: the protocol's own cost"
         self.rows.append(latency_row("0  session.list", samples[self.args.warmup :], None, note))
 
-    async def cold_start(self, rpc: RpcClient) -> None:
+    async def sdk_overhead(self, target: Target) -> None:
+        """What the SDK adds to a call: ``session.exec(["true"])`` against the same
+        ``session.execute`` sent as a bare text frame on a plain ``websockets`` connection to
+        the same server, in the same session, one call a side in turn. The frame is the
+        one the SDK sends (its models, written out once, untimed), so both sides put the
+        same bytes on the wire and the server does the same work; the baseline pays only
+        send, receive, ``json.loads`` and a look at ``success`` and the exit code."""
+        rounds = self.args.iterations * SDK_ROUNDS
+        self.log(f"S: session.exec `true` through the SDK vs a bare frame ({rounds} rounds)")
+        await pool_refilled(target.health_url)  # a server just started is still filling it
+        session = await self.open_session(target.client)
+        command = build(ExecuteShell, type="execute_shell", command_name="true")
+        request = build(ExecuteRequest, session_id=session.id, command=command)
+        # One id for every call: the calls never overlap, so each reply is the one awaited.
+        frame = json.dumps(
+            RpcRequest(method="session.execute", params=request.to_wire(), id=1).to_wire()
+        )
+        url = target.client.connection.url
+        try:
+            async with connect(url, additional_headers=self.headers, proxy=None) as websocket:
+
+                async def ours() -> float:
+                    ms, result = await timed(lambda: session.exec(["true"]))
+                    expect(result.ok, result)
+                    return ms
+
+                async def base() -> float:
+                    started = time.perf_counter()
+                    await websocket.send(frame)
+                    reply = json.loads(await websocket.recv())
+                    ms = (time.perf_counter() - started) * 1000
+                    outcome = reply["result"]
+                    expect(outcome["success"] and outcome["result"]["exitCode"] == 0, reply)
+                    return ms
+
+                ours_ms, base_ms = await alternate(rounds, self.args.warmup, ours, base)
+        finally:
+            await self.close_session(session)
+        row = latency_row(f"S  SDK overhead: exec `true` ({target.driver})", ours_ms, base_ms)
+        verdict = "met" if row.ratio is not None and row.ratio <= SDK_GOAL else "missed"
+        row.note = (
+            f"session.exec(['true']) vs the same session.execute as a bare frame on a plain "
+            f"websockets connection, same session; goal <= {SDK_GOAL:.2f}x: {verdict}"
+        )
+        self.rows.append(row)
+
+    async def cold_start(self, client: AsyncCodeBeaker) -> None:
         """Limits the pool does not hold, so every create starts a container of its own."""
         memory = unpooled_memory()
         self.log(f"A: session.create cold ({memory} MiB, not pooled) vs raw create+start")
@@ -514,8 +498,8 @@ class Bench:
         remove_ms: list[float] = []
 
         async def ours() -> float:
-            ms, session_id = await timed(lambda: self.open_session(rpc, memoryLimitMB=memory))
-            close_ms.append((await timed(lambda: self.close_session(session_id)))[0])
+            ms, session = await timed(lambda: self.open_session(client, memory))
+            close_ms.append((await timed(lambda: self.close_session(session)))[0])
             return ms
 
         async def base() -> float:
@@ -544,8 +528,8 @@ class Bench:
 
         async def ours() -> float:
             await pool_refilled(target.health_url)
-            ms, session_id = await timed(lambda: self.open_session(target.rpc))
-            await self.close_session(session_id)
+            ms, session = await timed(lambda: self.open_session(target.client))
+            await self.close_session(session)
             return ms
 
         async def base() -> float:
@@ -559,12 +543,13 @@ class Bench:
         note = "the pool refilled before each round (untimed)"
         self.rows.append(latency_row("A  session.create pooled", ours_ms, base_ms, note))
 
-    async def single_command(self, target: Target, session_id: str, container_id: str) -> None:
+    async def single_command(
+        self, target: Target, session: AsyncSession, container_id: str
+    ) -> None:
         self.log(f"B: execute_shell `true` ({target.driver} driver) vs raw exec")
-        command = {"type": "execute_shell", "commandName": "true"}
 
         async def ours() -> float:
-            return (await timed(lambda: target.rpc.execute(session_id, command)))[0]
+            return (await timed(lambda: session.exec(["true"], check=True)))[0]
 
         async def base() -> float:
             return (await timed(lambda: self.raw.exec(container_id, ["true"])))[0]
@@ -573,16 +558,14 @@ class Bench:
         ours_ms, base_ms = await alternate(rounds, self.args.warmup, ours, base, BLOCK)
         self.rows.append(latency_row(f"B  execute `true` ({target.driver})", ours_ms, base_ms))
 
-    async def agent_turn(self, target: Target, session_id: str, container_id: str) -> None:
+    async def agent_turn(self, target: Target, session: AsyncSession, container_id: str) -> None:
         self.log(f"C: write_file + python3 main.py ({target.driver} driver) vs two raw execs")
-        write = {"type": "write_file", "path": "main.py", "content": PROGRAM}
-        run = {"type": "execute_shell", "commandName": "python3", "args": ["main.py"]}
         steps: dict[str, list[float]] = {"ours": [], "base": []}  # the write step's share
 
         async def ours() -> float:
-            write_ms = (await timed(lambda: target.rpc.execute(session_id, write)))[0]
-            run_ms, reply = await timed(lambda: target.rpc.execute(session_id, run))
-            expect(reply["result"]["stdout"] == PROGRAM_OUTPUT, reply)
+            write_ms = (await timed(lambda: session.files.write("main.py", PROGRAM)))[0]
+            run_ms, result = await timed(lambda: session.exec(["python3", "main.py"], check=True))
+            expect(result.stdout == PROGRAM_OUTPUT, result)
             steps["ours"].append(write_ms)
             return write_ms + run_ms
 
@@ -635,18 +618,16 @@ class Bench:
     async def throughput(self, target: Target) -> None:
         n, seconds = self.args.concurrency, self.args.duration
         self.log(f"T: {n} concurrent `true` loops ({target.driver}), {seconds:g}s for each side")
-        command = {"type": "execute_shell", "commandName": "true"}
-        session_ids = await asyncio.gather(*(self.open_session(target.rpc) for _ in range(n)))
+        sessions = await asyncio.gather(*(self.open_session(target.client) for _ in range(n)))
         container_ids = await asyncio.gather(*(self.raw.create() for _ in range(n)))
-        rpc = target.rpc
         try:
             # A short untimed burst first, so both sides start warm.
             await asyncio.gather(
-                *(rpc.execute(s, command) for s in session_ids),
+                *(s.exec(["true"], check=True) for s in sessions),
                 *(self.raw.exec(c, ["true"]) for c in container_ids),
             )
             actions: dict[str, list[Callable[[], Awaitable[Any]]]] = {
-                "ours": [functools.partial(rpc.execute, s, command) for s in session_ids],
+                "ours": [functools.partial(s.exec, ["true"], check=True) for s in sessions],
                 "base": [functools.partial(self.raw.exec, c, ["true"]) for c in container_ids],
             }
             # Two half-length windows each, ours-base-base-ours, so drift in the machine's
@@ -657,7 +638,7 @@ class Bench:
             ours_rate, ours_ms = rate(tallies["ours"])
             base_rate, base_ms = rate(tallies["base"])
         finally:
-            await asyncio.gather(*(self.close_session(s) for s in session_ids))
+            await asyncio.gather(*(self.close_session(s) for s in sessions))
             await asyncio.gather(*(self.raw.remove(c) for c in container_ids))
         note = f"{n} sessions on one connection vs {n} raw exec loops"
         self.rows.append(
@@ -681,26 +662,28 @@ class Bench:
         has answered), so neither lands on the next sample of either side."""
         rounds = self.args.run_iterations
         self.log(f"R: execution.run warm, cold and over REST vs raw run+remove ({rounds} rounds)")
-        warm = {"language": "python", "code": HELLO}
         memory = unpooled_memory()
-        cold = {**warm, "memoryLimitMB": memory}
         pooled = bool((await pool_state(target.health_url)).get("size"))
+        client = target.client
+        body = build(RunRequest, language="python", code=HELLO).to_wire()
 
-        async def rest(body: dict[str, Any]) -> Any:
+        async def rest() -> RunResult:
             response = await target.http.post("/api/v1/execute", json=body)
             response.raise_for_status()
-            return response.json()
+            return RunResult.model_validate(response.json())
 
-        calls: dict[str, Callable[[], Awaitable[Any]]] = {
-            "R  execution.run (python hello)": lambda: target.rpc.call("execution.run", warm),
-            "R  POST /api/v1/execute (python hello)": lambda: rest(warm),
-            "R  execution.run cold (python hello)": lambda: target.rpc.call("execution.run", cold),
+        calls: dict[str, Callable[[], Awaitable[RunResult]]] = {
+            "R  execution.run (python hello)": lambda: client.run("python", HELLO),
+            "R  POST /api/v1/execute (python hello)": rest,
+            "R  execution.run cold (python hello)": lambda: client.run(
+                "python", HELLO, memory_limit_mb=memory
+            ),
         }
 
-        async def ours(call: Callable[[], Awaitable[Any]]) -> float:
+        async def ours(call: Callable[[], Awaitable[RunResult]]) -> float:
             await self.settled(target)
-            ms, reply = await timed(call)
-            expect(reply["stdout"] == HELLO_OUTPUT and reply["exitCode"] == 0, reply)
+            ms, result = await timed(call)
+            expect(result.stdout == HELLO_OUTPUT and result.exit_code == 0, result)
             return ms
 
         python = RUNTIMES.get("python")
@@ -721,65 +704,59 @@ class Bench:
         """Scenario K in one python session: cells on a warm context, a new context's first
         cell, the memory of idle interpreters, and a cell's timeout; each against the same
         work through ``execute_shell`` (a fresh ``python3``) in the same session."""
-        session_id = await self.open_session(target.rpc)
+        session = await self.open_session(target.client)
         try:
             try:  # untimed: waits for the default context, which session.create started
-                await run_cell(target.rpc, session_id, CELL)
-            except RpcError as exc:
-                if error_kind(exc) != "contexts_unsupported":
-                    raise
+                await run_cell(session, CELL)
+            except errors.ContextsUnsupported:
                 self.log("K: this server has no code contexts (contexts_unsupported): skipped")
                 return
-            await self.warm_cell(target.rpc, session_id)
-            await self.new_context(target.rpc, session_id)
-            await self.idle_memory(target.rpc, session_id)
-            await self.cell_timeout(target.rpc, session_id)
+            await self.warm_cell(session)
+            await self.new_context(session)
+            await self.idle_memory(session)
+            await self.cell_timeout(session)
         finally:
-            await self.close_session(session_id)
+            await self.close_session(session)
 
-    async def shell_cell(self, rpc: RpcClient, session_id: str) -> float:
+    @staticmethod
+    async def shell_cell(session: AsyncSession) -> float:
         """K's baseline: ``python3 -c "print(1+1)"`` through ``execute_shell``."""
-        ms, reply = await timed(lambda: rpc.execute(session_id, SHELL_CELL))
-        expect(reply["result"]["stdout"] == "2\n", reply)
+        ms, result = await timed(lambda: session.exec(SHELL_CELL, check=True))
+        expect(result.stdout == "2\n", result)
         return ms
 
-    async def warm_cell(self, rpc: RpcClient, session_id: str) -> None:
+    async def warm_cell(self, session: AsyncSession) -> None:
         self.log("K: `1+1` on the warm default context vs execute_shell python3 -c")
 
         async def ours() -> float:
-            return (await timed(lambda: run_cell(rpc, session_id, CELL)))[0]
+            return (await timed(lambda: run_cell(session, CELL)))[0]
 
         args = self.args
         ours_ms, base_ms = await alternate(
-            args.iterations,
-            args.warmup,
-            ours,
-            functools.partial(self.shell_cell, rpc, session_id),
-            BLOCK,
+            args.iterations, args.warmup, ours, functools.partial(self.shell_cell, session), BLOCK
         )
         row = latency_row("K  cell `1+1`, warm context", ours_ms, base_ms)
         row.note = f"baseline: `python3 -c` via execute_shell; {goal_note(row, CELL_GOAL_MS)}"
         self.rows.append(row)
 
-    async def new_context(self, rpc: RpcClient, session_id: str) -> None:
+    async def new_context(self, session: AsyncSession) -> None:
         self.log("K: context.create + first `1+1` vs execute_shell python3 -c")
         create_ms: list[float] = []
         close_ms: list[float] = []
 
         async def ours() -> float:
-            ms, info = await timed(lambda: rpc.call("context.create", {"sessionId": session_id}))
-            context_id = info["contextId"]
+            ms, info = await timed(session.contexts.create)
+            context_id = info.context_id
             try:
-                cell_ms = (await timed(lambda: run_cell(rpc, session_id, CELL, context_id)))[0]
+                cell_ms = (await timed(lambda: run_cell(session, CELL, context_id)))[0]
             finally:
-                ref = {"sessionId": session_id, "contextId": context_id}
-                close_ms.append((await timed(lambda: rpc.call("context.close", ref)))[0])
+                close_ms.append((await timed(lambda: session.contexts.close(context_id)))[0])
             create_ms.append(ms)
             return ms + cell_ms
 
         args = self.args
         ours_ms, base_ms = await alternate(
-            args.iterations, args.warmup, ours, functools.partial(self.shell_cell, rpc, session_id)
+            args.iterations, args.warmup, ours, functools.partial(self.shell_cell, session)
         )
         row = latency_row("K  context.create + first `1+1`", ours_ms, base_ms)
         row.note = (
@@ -791,30 +768,24 @@ class Bench:
             latency_row("   of which context.create", create_ms[args.warmup :], base_ms)
         )
 
-    async def idle_memory(self, rpc: RpcClient, session_id: str) -> None:
+    async def idle_memory(self, session: AsyncSession) -> None:
         """PSS and RSS of ``IDLE_CONTEXTS`` contexts that ran a cell, read at the same moment
         as those of as many idle ``python3 -c 'time.sleep(60)'`` processes."""
         self.log(f"K: memory of {IDLE_CONTEXTS} idle contexts vs idle python3 processes")
-        contexts: list[dict[str, Any]] = []
+        ids: list[str] = []
         try:
             for _ in range(IDLE_CONTEXTS):
-                contexts.append(await rpc.call("context.create", {"sessionId": session_id}))
-                await run_cell(rpc, session_id, "1", contexts[-1]["contextId"])
-            listed = await rpc.call("context.list", {"sessionId": session_id})
-            ids = {context["contextId"] for context in contexts}
-            pids = [str(c["pid"]) for c in listed["contexts"] if c["contextId"] in ids]
+                ids.append((await session.contexts.create()).context_id)
+                await run_cell(session, "1", ids[-1])
+            listed = await session.contexts.list()
+            pids = [str(c.pid) for c in listed if c.context_id in ids]
             expect(len(pids) == IDLE_CONTEXTS and "0" not in pids, listed)
-            read = {
-                "type": "execute_shell",
-                "commandName": "sh",
-                "args": ["-c", MEMORY_SCRIPT, "sh", MEMORY_READER, str(IDLE_CONTEXTS), *pids],
-                "env": {"IDLE": IDLE_PYTHON},
-            }
-            usage = json.loads((await rpc.execute(session_id, read))["result"]["stdout"])
+            argv = ["sh", "-c", MEMORY_SCRIPT, "sh", MEMORY_READER, str(IDLE_CONTEXTS), *pids]
+            read = await session.exec(argv, env={"IDLE": IDLE_PYTHON}, check=True)
+            usage = json.loads(read.stdout)
         finally:
-            for context in contexts:
-                ref = {"sessionId": session_id, "contextId": context["contextId"]}
-                await rpc.call("context.close", ref)
+            for context_id in ids:
+                await session.contexts.close(context_id)
         expect(len(usage["contexts"]) == len(usage["baseline"]) == IDLE_CONTEXTS, usage)
         for key, name in (("pss", "K  idle context PSS"), ("rss", "   idle context RSS")):
             ours = [entry[key] / 1024 for entry in usage["contexts"].values()]
@@ -831,7 +802,7 @@ class Bench:
                 row.note += f"; goal mean <= {CONTEXT_PSS_GOAL_MIB:g} MiB: {verdict}"
             self.rows.append(row)
 
-    async def cell_timeout(self, rpc: RpcClient, session_id: str) -> None:
+    async def cell_timeout(self, session: AsyncSession) -> None:
         """Milliseconds from a cell's deadline (``timeoutSeconds`` after it was sent) to its
         result, for a pure-Python loop and a loop of sleeps, taking turns with
         ``execute_shell`` ``sleep 100`` under the same timeout."""
@@ -841,22 +812,15 @@ class Bench:
         preserved: list[bool] = []
 
         async def ours(code: str) -> float:
-            ms, reply = await timed(
-                lambda: run_cell(rpc, session_id, code, timeout=CELL_TIMEOUT, status="timeout")
+            ms, cell = await timed(
+                lambda: run_cell(session, code, timeout=CELL_TIMEOUT, status="timeout")
             )
-            preserved.append(reply["statePreserved"])
+            preserved.append(cell.state_preserved)
             return ms - deadline_ms
 
         async def base() -> float:
-            command = {
-                "type": "execute_shell",
-                "commandName": "sleep",
-                "args": ["100"],
-                "timeoutSeconds": CELL_TIMEOUT,
-            }
-            params = {"sessionId": session_id, "command": command}
-            ms, reply = await timed(lambda: rpc.call("session.execute", params))
-            expect(not reply["success"] and reply["result"]["timedOut"], reply)
+            ms, result = await timed(lambda: session.exec(["sleep", "100"], timeout=CELL_TIMEOUT))
+            expect(result.timed_out and result.error is not None, result)  # failed: timeout
             return ms - deadline_ms
 
         sides = [functools.partial(ours, code) for code in ENDLESS.values()]
@@ -935,7 +899,7 @@ class Bench:
 
         async def ours() -> float:
             await self.settled(endpoint, "interactive", language)
-            run = await live_run(url, self.settings.api_key, language, source, compiled)
+            run = await live_run(url, self.headers, language, source, compiled)
             ours_runs.append(run)
             return run[1]
 
@@ -968,29 +932,18 @@ class Bench:
 
 
 async def run_cell(
-    rpc: RpcClient,
-    session_id: str,
+    session: AsyncSession,
     code: str,
     context_id: str | None = None,
     timeout: float | None = None,
     status: str = "ok",
-) -> dict[str, Any]:
+) -> Execution:
     """``session.run_code`` that insists on ``status`` (and on ``2`` for ``1+1``)."""
-    params: dict[str, Any] = {"sessionId": session_id, "code": code}
-    if context_id is not None:
-        params["contextId"] = context_id
-    if timeout is not None:
-        params["timeoutSeconds"] = timeout
-    reply: dict[str, Any] = await rpc.call("session.run_code", params)
-    expect(reply["status"] == status, reply)
+    cell = await session.run_code(code, context=context_id, timeout=timeout)
+    expect(cell.status == status, cell)
     if code == CELL:
-        expect(reply["results"][-1]["data"]["text/plain"] == "2", reply)
-    return reply
-
-
-def error_kind(exc: RpcError) -> object:
-    data = exc.error.get("data")
-    return data.get("kind") if isinstance(data, dict) else None
+        expect(cell.text == "2", cell)
+    return cell
 
 
 def goal_note(row: Row, goal_ms: float, what: str = "") -> str:
@@ -1012,12 +965,11 @@ def live_note(language: str, row: Row, pooled: bool) -> str:
 
 
 async def live_run(
-    url: str, api_key: str | None, language: str, source: str, compiled: bool
+    url: str, headers: dict[str, str], language: str, source: str, compiled: bool
 ) -> tuple[float, float]:
     """One program over framing A: milliseconds from sending its ``code`` message to the
     first ``stdout`` message and to ``exit``. Checks the messages: the output, one
     ``compile_success`` for a compiled language, ``exit`` 0 last, then the server closes."""
-    headers = auth_headers(api_key)
     messages: list[dict[str, Any]] = []
     first: float | None = None
     end: float | None = None
@@ -1265,6 +1217,7 @@ async def bench(
     raw = RawDocker(aiodocker.Docker(url=settings.docker_url), args.image, secrets.token_hex(6))
     targets: list[Target] = []
     runner: Bench | None = None
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     try:
         images = [args.image]
         if "I" in args.only:
@@ -1273,25 +1226,32 @@ async def bench(
             await raw.docker.images.inspect(image)
         args.docker_version = (await raw.docker.version()).get("Version", "?")
         for endpoint in endpoints:
-            rpc = await RpcClient.connect(endpoint.url, settings.api_key)
+            # One connect attempt: the SDK would open a dropped socket again by itself,
+            # and a sample that paid for that would pass as a slow call.
+            client = AsyncCodeBeaker(endpoint.url, api_key=settings.api_key, reconnect_attempts=1)
             http = httpx.AsyncClient(  # the server is local: no proxy from the environment
-                base_url=http_url(endpoint.url),
-                headers=auth_headers(settings.api_key),
-                timeout=60,
-                trust_env=False,
+                base_url=http_url(endpoint.url), headers=headers, timeout=60, trust_env=False
             )
             targets.append(
-                Target(endpoint.driver, rpc, endpoint.health_url, http, endpoint.instance)
+                Target(endpoint.driver, client, endpoint.health_url, http, endpoint.instance)
             )
-        runner = Bench(targets, raw, args, settings)
-        return await runner.run()
+            await client.connection.open()
+        runner = Bench(targets, raw, args, settings, headers)
+        rows = await runner.run()
+        for target in targets:
+            if target.client.connection.reconnects:
+                raise errors.ConnectionLost(
+                    f"the connection to the {target.driver} server dropped mid-run and was "
+                    f"opened again {target.client.connection.reconnects} time(s)"
+                )
+        return rows
     finally:
         print("cleaning up", file=sys.stderr)
         if runner is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runner.close_all(), CLEANUP_SECONDS)
         for target in targets:
-            await target.rpc.aclose()
+            await target.client.close()
             await target.http.aclose()
         try:
             await asyncio.wait_for(raw.sweep(), CLEANUP_SECONDS)
@@ -1320,7 +1280,10 @@ def leftovers(settings: Settings, instance: str) -> int:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--iterations", type=int, default=30, help="measured rounds per scenario (30; twice for B)"
+        "--iterations",
+        type=int,
+        default=30,
+        help=f"measured rounds per scenario (30; twice for B, {SDK_ROUNDS}x for S)",
     )
     parser.add_argument("--warmup", type=int, default=3, help="uncounted rounds first (3)")
     parser.add_argument(
@@ -1403,7 +1366,8 @@ def report(
             print(f"{row.metric.strip()}: {row.note}")
     print(
         f"iterations={args.iterations} (execution.run: {args.run_iterations}, B: "
-        f"{args.iterations * 2}), warmup={args.warmup}, concurrency={args.concurrency}, "
+        f"{args.iterations * 2}, S: {args.iterations * SDK_ROUNDS}), warmup={args.warmup}, "
+        f"concurrency={args.concurrency}, "
         f"duration={args.duration:g}s, I: {args.interactive_iterations} (java "
         f"{max(1, args.interactive_iterations // 2)}), K timeouts: "
         f"{min(args.iterations, TIMEOUT_ROUNDS)}, scenarios {','.join(sorted(args.only))}, "
@@ -1459,7 +1423,7 @@ def main() -> int:
         print("interrupted", file=sys.stderr)
         failed = False  # the server's log says nothing of interest then
         return 130
-    except ConnectionClosed as exc:
+    except (ConnectionClosed, errors.ConnectionLost) as exc:
         print(f"error: the server closed the connection mid-run: {exc}", file=sys.stderr)
         return 1
     finally:

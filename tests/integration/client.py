@@ -1,33 +1,26 @@
-"""A small JSON-RPC 2.0 client over a real WebSocket, for the integration suite.
+"""The integration suite's JSON-RPC harness: the SDK's ``Connection`` plus assertions.
 
-One reader task routes every reply to the future of its ``id``, so many calls can be in
-flight on one socket. Frames that match no pending call (parse errors with ``id: null``,
-batch replies, replies to raw frames) go to a queue that ``recv_raw`` reads. Every frame
-ever received is kept in ``frames`` (and in ``ALL_FRAMES``) so tests can check order and
-that no error leaks a traceback. ``session.output`` notifications go to ``outputs``, a
-queue per requestId.
+The wire itself (one socket, replies routed by ``id``, output routed by ``requestId``) is the
+SDK's, so the suite exercises the same client users get. What is added here is bookkeeping
+for tests: every frame received is kept in ``frames`` (and in ``ALL_FRAMES``) so tests can
+check order and that no error leaks a traceback; ``session.output`` notifications go to
+``outputs``, a queue per requestId; frames no call claimed come back from ``recv_raw``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
 import time
 from collections import defaultdict
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from codebeaker_client.connection import CLOSED, Connection
 
 __all__ = ["ALL_FRAMES", "CLOSED", "RpcClient", "RpcError"]
 
 ALL_FRAMES: list[str] = []
 """Every frame received by any client in this test run (checked for tracebacks)."""
-
-CLOSED = object()
-"""What ``recv_raw`` returns once the server closed the connection."""
 
 DEFAULT_TIMEOUT = 90.0
 
@@ -37,95 +30,68 @@ class RpcError(AssertionError):
 
 
 class RpcClient:
-    def __init__(self, websocket: ClientConnection) -> None:
-        self.websocket = websocket
+    def __init__(self, url: str, headers: dict[str, str] | None, open_timeout: float) -> None:
         self.frames: list[str] = []
-        self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
-        self._unmatched: asyncio.Queue[Any] = asyncio.Queue()
-        self._ids = itertools.count(1)
         self.outputs: defaultdict[Any, asyncio.Queue[tuple[float, dict[str, Any]]]]
         self.outputs = defaultdict(asyncio.Queue)
         """``session.output`` notifications by requestId: (arrival time, params)."""
         self.streamed: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
         """``session.output`` and ``session.display`` notifications by requestId, in
         arrival order: the whole notification."""
-        self._reader = asyncio.create_task(self._read())
+        self.connection = Connection(
+            url,
+            headers=headers,
+            connect_timeout=open_timeout,
+            reconnect_attempts=1,
+            on_frame=self._record,
+            on_notification=self._notified,
+        )
 
     @classmethod
-    async def connect(cls, base_url: str, *, path: str = "/ws/jsonrpc", **kwargs: Any) -> RpcClient:
-        """``base_url`` is ``ws://host:port``; extra kwargs go to ``websockets.connect``."""
-        kwargs.setdefault("max_size", None)
-        kwargs.setdefault("proxy", None)
-        kwargs.setdefault("open_timeout", 20)
-        websocket = await connect(base_url + path, **kwargs)
-        return cls(websocket)
+    async def connect(
+        cls,
+        base_url: str,
+        *,
+        path: str = "/ws/jsonrpc",
+        additional_headers: dict[str, str] | None = None,
+        open_timeout: float = 20,
+    ) -> RpcClient:
+        """``base_url`` is ``ws://host:port``."""
+        client = cls(base_url + path, additional_headers, open_timeout)
+        await client.connection.open()
+        return client
+
+    def _record(self, text: str) -> None:
+        self.frames.append(text)
+        ALL_FRAMES.append(text)
+
+    def _notified(self, method: str, params: dict[str, Any]) -> None:
+        if method not in ("session.output", "session.display"):
+            return
+        request_id = params.get("requestId")
+        self.streamed[request_id].append({"jsonrpc": "2.0", "method": method, "params": params})
+        if method == "session.output":
+            self.outputs[request_id].put_nowait((time.monotonic(), params))
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.websocket.close(), 10)
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader
+        await self.connection.close()
 
     @property
     def closed(self) -> bool:
-        return self._reader.done()
+        return not self.connection.connected
 
     async def wait_closed(self, timeout: float = 10) -> None:
-        """Wait until the server closes the connection (the reader task ends)."""
-        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.websocket:
-                text = message if isinstance(message, str) else message.decode()
-                self.frames.append(text)
-                ALL_FRAMES.append(text)
-                try:
-                    parsed = json.loads(text)
-                except ValueError:
-                    self._unmatched.put_nowait(text)
-                    continue
-                method = parsed.get("method") if isinstance(parsed, dict) else None
-                if method in ("session.output", "session.display"):
-                    params = parsed.get("params") or {}
-                    self.streamed[params.get("requestId")].append(parsed)
-                    if method == "session.output":
-                        self.outputs[params.get("requestId")].put_nowait((time.monotonic(), params))
-                    continue
-                future = None
-                if isinstance(parsed, dict):
-                    key = parsed.get("id")
-                    if isinstance(key, (str, int)) and not isinstance(key, bool):
-                        future = self._pending.pop(key, None)
-                if future is not None and not future.done():
-                    future.set_result(parsed)
-                else:
-                    self._unmatched.put_nowait(parsed)
-        except ConnectionClosed:
-            pass
-        finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("connection closed before the reply"))
-            self._pending.clear()
-            self._unmatched.put_nowait(CLOSED)
+        """Wait until the server closes the connection."""
+        await asyncio.wait_for(self.connection.wait_closed(), timeout)
 
     def next_id(self) -> int:
-        return next(self._ids)
+        return self.connection.next_id()
 
     async def start(
         self, method: str, params: Any = None, *, request_id: Any = None
     ) -> asyncio.Future[dict[str, Any]]:
         """Send a request and return the future of its response, without waiting for it."""
-        request_id = self.next_id() if request_id is None else request_id
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            message["params"] = params
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        await self.websocket.send(json.dumps(message))
-        return future
+        return await self.connection.start(method, params, request_id=request_id)
 
     async def call(
         self, method: str, params: Any = None, *, timeout: float = DEFAULT_TIMEOUT
@@ -139,10 +105,7 @@ class RpcClient:
             raise AssertionError(f"no reply to {method} {summary} within {timeout:g}s") from None
 
     async def notify(self, method: str, params: Any = None) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
-        await self.websocket.send(json.dumps(message))
+        await self.connection.notify(method, params)
 
     async def result(
         self, method: str, params: Any = None, *, timeout: float = DEFAULT_TIMEOUT
@@ -179,11 +142,11 @@ class RpcClient:
         return error
 
     async def send_raw(self, text: str) -> None:
-        await self.websocket.send(text)
+        await self.connection.send_frame(text)
 
     async def recv_raw(self, timeout: float = 30) -> Any:
         """The next frame that matched no pending call, parsed when it is JSON."""
-        return await asyncio.wait_for(self._unmatched.get(), timeout)
+        return await self.connection.next_unsolicited(timeout)
 
     async def next_output(self, request_id: Any, timeout: float = 30) -> dict[str, Any]:
         """The params of the next ``session.output`` notification for this request."""
@@ -196,7 +159,7 @@ class RpcClient:
         return [queue.get_nowait() for _ in range(queue.qsize())]
 
     def unmatched_count(self) -> int:
-        return self._unmatched.qsize()
+        return self.connection.unsolicited_count()
 
     async def execute(
         self, session_id: str, command: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT

@@ -9,6 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
+from codebeaker_client import commands as client_commands
+from codebeaker_client import mcp
+
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -17,6 +20,8 @@ Handler = Callable[[argparse.Namespace], int]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codebeaker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    client_commands.register(commands)
+    mcp.register(commands)
     for plugin in entry_points(group="codebeaker.commands"):
         plugin.load()(commands)
     return parser
