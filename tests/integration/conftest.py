@@ -236,6 +236,24 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+def escaping_tree(then: str) -> str:
+    """A shell script that leaves background children, a new session, a double fork and an
+    emptied environment behind, then runs ``then``: the tree a timeout or a cancel kills."""
+    return (
+        "sleep 1001 & "
+        "setsid sleep 1002 & "
+        "(sleep 1003 &); "
+        "nohup sleep 1004 >/dev/null 2>&1 & "
+        "env -i /bin/sleep 1005 & "
+        "python3 -c 'import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(1006)\n"
+        "' & " + then
+    )
+
+
 PROCESS_LISTING = r"""
 import json, os
 me = os.getpid()

@@ -23,6 +23,7 @@ from typing import Any
 import aiodocker
 import pytest
 from codebeaker_client import AsyncCodeBeaker
+from codebeaker_client.mcp.jobs import MAX_RUNNING_PER_CLIENT
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult, ImageContent, TextContent
 
@@ -340,6 +341,26 @@ async def test_a_job_is_fed_input_and_another_is_cancelled(url: str) -> None:
     assert cancelled["running"] is False
     assert cancelled["cancelled"] is True
     assert closed["stdout"] == "after-eof\n", "without interactive, stdin reads EOF"
+
+
+async def test_running_jobs_are_capped_per_client(url: str) -> None:
+    sleeper = {"command": "sleep 300", "timeout": 400}
+    async with stdio(url) as client:
+        await call(client, "shell", command="true")  # the session, made once
+        results = await asyncio.gather(
+            *(client.call_tool("shell", sleeper) for _ in range(MAX_RUNNING_PER_CLIENT + 1))
+        )
+        started = [result.structured_content for result in results if not result.is_error]
+        refused = [text(result) for result in results if result.is_error]
+        for job in started:
+            assert job is not None
+            await call(client, "process_cancel", process_id=job["process_id"])
+        after = await call(client, "shell", command="echo room again")
+    assert len(started) == MAX_RUNNING_PER_CLIENT
+    [message] = refused
+    assert "too_many_jobs" in message
+    assert "process_cancel" in message, "the error says what to do next"
+    assert after["stdout"] == "room again\n", "cancelled jobs no longer count"
 
 
 # --------------------------------------------------------------------------- ownership

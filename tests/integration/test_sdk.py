@@ -126,6 +126,19 @@ async def test_input_goes_to_its_own_process(session: AsyncSession) -> None:
     assert (await second.wait()).stdout == "second:b\n"
 
 
+async def test_two_clients_of_one_session_keep_their_processes_apart(
+    server: str, session: AsyncSession
+) -> None:
+    async with AsyncCodeBeaker(ws_url(server)) as other_client:
+        other = await other_client.get_session(session.id)
+        mine = await session.spawn("read line; echo mine:$line")
+        theirs = await other.spawn("read line; echo theirs:$line; sleep 30")
+        await other.cancel(theirs.id)  # their cancel stops theirs only
+        await mine.write("a\n")
+        assert (await mine.wait()).stdout == "mine:a\n"
+        assert (await theirs.wait()).cancelled
+
+
 async def test_cancel_stops_the_tree_and_the_next_command_runs(session: AsyncSession) -> None:
     process = await session.spawn("sleep 300 & sleep 300; echo never")
     await asyncio.sleep(0.5)
@@ -154,7 +167,11 @@ async def test_dropped_socket_keeps_partial_output_and_reconnects(
         await asyncio.wait_for(process.wait(), 30)
     assert lost.value.partial is not None
     assert lost.value.partial.stdout == "before\n"
-    assert lost.value.retryable
+    assert lost.value.sent
+    assert not lost.value.retryable  # it was sent: it may have run (it did)
+    with pytest.raises(ConnectionLost):  # a cut-short stream never looks finished
+        async for _ in process:
+            pass
     # The next call reconnects by itself; the session lived on and finished the command.
     await asyncio.sleep(2.5)
     assert (await session.exec("echo back")).stdout == "back\n"
@@ -259,8 +276,9 @@ async def test_unauthorized_and_keys(start_server: ServerFactory) -> None:
 
 async def test_unreachable_server_is_connection_lost() -> None:
     client = AsyncCodeBeaker("ws://127.0.0.1:9/ws/jsonrpc", reconnect_attempts=2)
-    with pytest.raises(ConnectionLost) as lost:
+    with pytest.raises(errors.Unreachable) as lost:
         await client.list_sessions()
     assert lost.value.sent is False
+    assert lost.value.retryable
     assert "cannot connect" in str(lost.value)
     await client.close()

@@ -11,6 +11,7 @@ from .client import RpcClient
 from .conftest import (
     MIB,
     SessionFactory,
+    escaping_tree,
     is_server_helper,
     leftover_user_processes,
     sandbox_processes,
@@ -156,20 +157,7 @@ async def test_timeout_returns_partial_output(rpc: RpcClient, py_session: str) -
 async def test_timeout_kills_the_whole_tree(rpc: RpcClient, make_session: SessionFactory) -> None:
     created = await make_session("python")
     sid = created["sessionId"]
-    script = (
-        "sleep 1001 & "
-        "setsid sleep 1002 & "
-        "(sleep 1003 &); "
-        "nohup sleep 1004 >/dev/null 2>&1 & "
-        "env -i /bin/sleep 1005 & "
-        "python3 -c 'import os, time\n"
-        "if os.fork() == 0:\n"
-        "    os.setsid()\n"
-        "    if os.fork() == 0:\n"
-        "        time.sleep(1006)\n"
-        "' & "
-        "echo started; sleep 30"
-    )
+    script = escaping_tree("echo started; sleep 30")
     envelope = await rpc.sh(sid, script, timeoutSeconds=2)
     assert envelope["result"]["timedOut"] is True, envelope
     assert envelope["result"]["exitCode"] == 124

@@ -13,6 +13,7 @@ from codebeaker_client.errors import LimitExceeded, SessionNotFound
 from codebeaker_client.mcp.command import register
 from codebeaker_client.mcp.errors import explain, translated
 from codebeaker_client.mcp.jobs import Job, Jobs, UnknownJob
+from codebeaker_client.mcp.media import MAX_IMAGE_BYTES, MAX_IMAGES
 from codebeaker_client.mcp.render import (
     cell_output,
     file_output,
@@ -94,6 +95,31 @@ def test_a_cells_plot_becomes_an_image_block_and_its_value_stays_text() -> None:
     tool = tool_result(output, images)
     assert isinstance(tool.content[1], ImageContent)
     assert "iVBOR" not in tool.content[0].text  # type: ignore[union-attr]
+
+
+def test_a_cells_images_are_capped_in_number_and_size_and_the_rest_named() -> None:
+    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * MAX_IMAGE_BYTES).decode()
+    figures = [Result("display", {"text/plain": "<Figure>", "image/png": PNG}) for _ in range(10)]
+    figures.insert(1, Result("display", {"text/plain": "<Huge>", "image/png": big}))
+    output, images = cell_output("S", "default", 1000, execution=execution(results=figures))
+    assert len(images) == MAX_IMAGES == 8
+    listed = [bool(value.images) for value in output.values]
+    assert listed == [True, False, *[True] * 7, False, False], "only images sent are listed"
+    assert output.note is not None
+    assert "3 of 11 images (5.0 MiB) left out" in output.note
+    assert "read_file" in output.note
+    polled, sent = job_output(
+        "J",
+        "execute_code",
+        "S",
+        1000,
+        stdout="",
+        stderr="",
+        end=execution(results=figures),
+        waited=1,
+    )
+    assert len(sent) == 8
+    assert polled.note == output.note
 
 
 def test_a_cells_exception_is_a_normal_result() -> None:

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from codebeaker_client import errors
-from codebeaker_client.connection import CLOSED, Connection
+from codebeaker_client import CodeBeaker, errors
+from codebeaker_client.connection import CLOSED, Connection, parse_reply
 from codebeaker_client.models import CreateSessionRequest, NoParams, SessionList
 from codebeaker_client.models.commands import CommandOutcome, ShellResult
 from codebeaker_client.models.contexts import DisplayData, RunCodeResult
@@ -75,12 +75,29 @@ def test_command_errors() -> None:
     assert isinstance(failed, errors.CommandFailed)
     assert failed.result is result
     assert isinstance(errors.for_command("timeout: past 1s", result), errors.CommandTimeout)
-    assert errors.for_command("agent_lost: gone", result).retryable
+    assert not errors.for_command("agent_lost: gone", result).retryable  # it may have run
     missing = errors.for_command("file_not_found: /workspace/x")
     assert isinstance(missing, errors.FileError)
     assert missing.command_kind == "file_not_found"
     assert str(missing) == "file_not_found: /workspace/x"
     assert isinstance(errors.ConnectionLost("x"), ConnectionError)
+    assert errors.ConnectionLost("x", sent=False).retryable
+    assert not errors.ConnectionLost("x", sent=True).retryable
+    assert isinstance(errors.for_rpc_error(rpc_error("session_not_found")), LookupError)
+
+
+def test_replies_from_a_newer_or_broken_server() -> None:
+    listing = parse_reply(SessionList, {"count": 0, "sessions": [], "addedLater": 1})
+    assert listing.count == 0
+    with pytest.raises(errors.ServerError) as bad:
+        parse_reply(SessionList, {"count": "many"})
+    assert bad.value.server_kind == "bad_reply"
+    bare = errors.for_rpc_error({"code": -32603, "message": "boom"})
+    assert isinstance(bare, errors.ServerError)
+    assert str(bare) == "boom"
+    hinted = errors.for_rpc_error(rpc_error("session_not_found", hint="new field"))
+    assert isinstance(hinted, errors.SessionNotFound)
+    assert isinstance(errors.for_rpc_error("nonsense"), errors.ServerError)
 
 
 def test_client_side_validation_names_wire_fields() -> None:
@@ -93,7 +110,7 @@ def test_client_side_validation_names_wire_fields() -> None:
     # The server's maxima are the server's to check: a huge value passes the client.
     request = build(CreateSessionRequest, language="python", memory_limit_mb=10**9)
     assert request.to_wire()["memoryLimitMB"] == 10**9
-    with pytest.raises(ValueError, match="cmd"):
+    with pytest.raises(errors.InvalidParams, match="cmd"):
         shell_command([], None, None, None, None)
     command = shell_command("echo $HOME", "/tmp", {"A": "1"}, None, 2.5)
     assert (command.command_name, command.args) == ("sh", ["-c", "echo $HOME"])
@@ -188,6 +205,34 @@ async def test_replies_and_output_are_routed_by_id(
     await connection.close()
 
 
+async def test_a_failing_listener_fails_only_its_call(
+    scripted: Callable[[Script], Awaitable[str]],
+) -> None:
+    async def script(websocket: ServerConnection, request: dict[str, Any]) -> None:
+        key = request["id"]
+        output = {"sessionId": "s", "requestId": key, "stream": "stdout", "data": "x"}
+        await websocket.send(
+            json.dumps({"jsonrpc": "2.0", "method": "session.output", "params": output})
+        )
+        odd = {"sessionId": "s", "requestId": [key], "stream": "stdout", "data": "x"}
+        await websocket.send(
+            json.dumps({"jsonrpc": "2.0", "method": "session.output", "params": odd})
+        )
+        await websocket.send(b"\xff\xfe not utf-8")
+        await websocket.send(json.dumps({"jsonrpc": "2.0", "id": key, "result": "done"}))
+
+    def explode(method: str, params: dict[str, Any]) -> None:
+        raise RuntimeError("a user callback failed")
+
+    connection = Connection(await scripted(script))
+    with pytest.raises(RuntimeError, match="callback"):
+        await connection.exchange("first", listener=explode)
+    # The connection lives on for every other call.
+    assert (await connection.exchange("second"))["result"] == "done"
+    assert connection.reconnects == 0
+    await connection.close()
+
+
 async def test_refused_key_is_unauthorized(scripted: Callable[[Script], Awaitable[str]]) -> None:
     async def script(websocket: ServerConnection, request: dict[str, Any]) -> None:
         refusal = {"jsonrpc": "2.0", "id": None, "error": rpc_error("unauthorized")}
@@ -240,3 +285,19 @@ async def test_unreachable_server() -> None:
         await connection.open()
     assert lost.value.sent is False
     assert "after 2 attempts" in str(lost.value)
+
+
+def test_the_sync_client_refuses_deadlocks_and_use_after_close() -> None:
+    with pytest.raises(errors.Unreachable):  # a failed ``with`` ends the client's thread
+        CodeBeaker("ws://127.0.0.1:9/ws/jsonrpc", reconnect_attempts=1).__enter__()
+    client = CodeBeaker("ws://127.0.0.1:9/ws/jsonrpc", reconnect_attempts=1)
+
+    async def from_a_callback() -> object:  # runs on the client's own thread
+        return client.list_sessions()
+
+    with pytest.raises(RuntimeError, match="callbacks"):
+        client._portal.run(from_a_callback())
+    client.close()
+    client.close()
+    with pytest.raises(errors.ConnectionLost, match="closed"):
+        client.list_sessions()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final, TypeAlias
 
 from codebeaker_client.client import AsyncCodeBeaker
-from codebeaker_client.errors import CodeBeakerError
+from codebeaker_client.errors import CodeBeakerError, InputClosed
 
 __all__ = ["register"]
 
@@ -30,6 +31,7 @@ EXTENSIONS: Final = {
 """The usual extension of each language the server ships; ``--language`` for anything else."""
 FAILED: Final = 2
 TIMED_OUT: Final = 124
+INTERRUPTED: Final = 130
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Command: TypeAlias = Callable[[AsyncCodeBeaker, argparse.Namespace], Awaitable[int]]
@@ -75,6 +77,8 @@ def _main(
 
     try:
         return asyncio.run(main())
+    except KeyboardInterrupt:
+        return INTERRUPTED
     except CodeBeakerError as exc:
         print(f"codebeaker: {exc}", file=sys.stderr)
         return FAILED
@@ -109,16 +113,18 @@ async def _exec(client: AsyncCodeBeaker, args: argparse.Namespace) -> int:
     if not argv:
         raise ValueError("nothing to run: codebeaker exec --session ID -- PROGRAM [ARGS…]")
     session = await client.get_session(args.session)
-    process = await session.spawn(
-        argv, cwd=args.cwd, stdin=_stdin(args.stdin), timeout=args.timeout
-    )
-    if args.stdin:
-        await process.close_stdin()
-    async for chunk in process:
-        stream = sys.stdout if chunk.stream == "stdout" else sys.stderr
-        stream.write(chunk.data)
-        stream.flush()
-    result = await process.wait()
+    process = await session.spawn(argv, cwd=args.cwd, timeout=args.timeout)
+    with contextlib.suppress(InputClosed):  # it may be done already; else never left waiting
+        await process.write(_stdin(args.stdin) or "", eof=True)
+    try:
+        async for chunk in process:
+            stream = sys.stdout if chunk.stream == "stdout" else sys.stderr
+            stream.write(chunk.data)
+            stream.flush()
+        result = await process.wait()
+    except asyncio.CancelledError:  # Ctrl-C: the remote command stops too
+        await asyncio.shield(process.cancel())
+        raise
     if result.timed_out:
         print(f"codebeaker: timed out after {result.duration_ms} ms", file=sys.stderr)
         return TIMED_OUT

@@ -13,24 +13,36 @@ import asyncio
 import contextlib
 import itertools
 import json
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeGuard, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from codebeaker_client.errors import CodeBeakerError, ConnectionLost, for_rpc_error
-from codebeaker_client.models.jsonrpc import RpcError, RpcRequest
+from codebeaker_client.errors import (
+    CodeBeakerError,
+    ConnectionLost,
+    ServerError,
+    Unreachable,
+    for_rpc_error,
+)
+from codebeaker_client.models.errors import ErrorData
+from codebeaker_client.models.jsonrpc import RpcRequest
 from codebeaker_client.models.wire import WireModel
 
-__all__ = ["DEFAULT_URL", "Connection", "Listener"]
+__all__ = ["CLOSED", "DEFAULT_URL", "Connection", "Listener", "parse_reply"]
 
 DEFAULT_URL: Final = "ws://127.0.0.1:5000/ws/jsonrpc"
 STREAMED: Final = frozenset({"session.output", "session.display"})
 IDEMPOTENT: Final = frozenset({"session.list", "context.list"})
 """Calls sent again after a reconnect: reading them twice changes nothing."""
+LONG: Final = frozenset({"session.execute", "session.run_code", "execution.run"})
+"""Calls that may take minutes: the server stops reading a connection with 64 calls in
+flight, so at most ``LONG_SLOTS`` of these are, leaving room for cancel, input and close."""
+LONG_SLOTS: Final = 56
 UNSOLICITED_LIMIT: Final = 1024
 Result = TypeVar("Result", bound=BaseModel)
 Listener = Callable[[str, dict[str, Any]], None]
@@ -81,11 +93,18 @@ class Connection:
         self._socket: _Socket | None = None
         self._opening: asyncio.Lock | None = None
         self._closed = False
+        self._long_slots = asyncio.Semaphore(LONG_SLOTS)
+        self._prefix = secrets.token_hex(6)
         self._unsolicited: asyncio.Queue[Any] = asyncio.Queue(UNSOLICITED_LIMIT)
         self.reconnects = 0
         """How many times a dropped socket was replaced."""
 
     # -- the socket ----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """``close()`` was called: the connection is not reopened."""
+        return self._closed
 
     @property
     def connected(self) -> bool:
@@ -136,9 +155,13 @@ class Connection:
                 return socket
             if self._closed:
                 raise ConnectionLost("the client was closed", sent=False)
+            websocket = await self._connect()
+            if self.closed:  # close() ran while this connected
+                await websocket.close()
+                raise ConnectionLost("the client was closed", sent=False)
             if socket is not None:
                 self.reconnects += 1
-            socket = self._socket = _Socket(await self._connect())
+            socket = self._socket = _Socket(websocket)
             socket.reader = asyncio.get_running_loop().create_task(self._read(socket))
             return socket
 
@@ -160,9 +183,7 @@ class Connection:
                 raise CodeBeakerError(f"not a WebSocket URL: {self.url!r} ({exc})") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
-        raise ConnectionLost(
-            f"cannot connect to {self.url} after {self._attempts} attempts ({last})", sent=False
-        )
+        raise Unreachable(f"cannot connect to {self.url} after {self._attempts} attempts ({last})")
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -170,15 +191,20 @@ class Connection:
         reason = "the server closed the connection"
         try:
             async for message in socket.websocket:
-                text = message if isinstance(message, str) else message.decode()
-                if self._on_frame is not None:
-                    self._on_frame(text)
-                self._route(socket, text)
+                text = message if isinstance(message, str) else message.decode(errors="replace")
+                try:
+                    if self._on_frame is not None:
+                        self._on_frame(text)
+                    self._route(socket, text)
+                except Exception:  # a callback's error must not end the connection for all
+                    self._put_unsolicited(text)
         except ConnectionClosed as exc:
             reason = f"the connection dropped ({exc})"
         finally:
             self._fail(socket, reason)
             self._put_unsolicited(CLOSED)
+            with contextlib.suppress(Exception):
+                await socket.websocket.close()
 
     def _route(self, socket: _Socket, text: str) -> None:
         try:
@@ -196,7 +222,7 @@ class Connection:
                 self._put_unsolicited(message)
             return
         key = message.get("id")
-        call = socket.calls.pop(key, None) if isinstance(key, int | str) else None
+        call = socket.calls.pop(key, None) if _is_id(key) else None
         if call is not None and not call.future.done():
             call.future.set_result(message)
             return
@@ -212,9 +238,15 @@ class Connection:
         if not isinstance(params, dict):
             params = {}
         if method in STREAMED:
-            call = socket.calls.get(params.get("requestId"))
+            key = params.get("requestId")
+            call = socket.calls.get(key) if _is_id(key) else None
             if call is not None and call.listener is not None:
-                call.listener(method, params)
+                try:
+                    call.listener(method, params)
+                except Exception as exc:  # a callback's or a bad frame's error is its call's
+                    call.listener = None
+                    if not call.future.done():
+                        call.future.set_exception(exc)
                 return
         if self._on_notification is not None:
             self._on_notification(method, params)
@@ -245,6 +277,11 @@ class Connection:
     def next_id(self) -> int:
         return next(self._ids)
 
+    def unique_id(self) -> str:
+        """An id no other client of a session will pick: for calls that ``session.cancel``
+        and ``session.input`` name, which match ids within a session, not a connection."""
+        return f"{self._prefix}-{next(self._ids)}"
+
     async def send_frame(self, text: str) -> None:
         """Send any text as one frame; its answer, if any, comes to ``next_unsolicited``."""
         socket = await self._current()
@@ -267,7 +304,8 @@ class Connection:
             try:
                 return await self._exchange(method, params, request_id, listener)
             except ConnectionLost as exc:
-                if (exc.sent and method not in IDEMPOTENT) or self._closed or attempt:
+                again = not exc.sent or method in IDEMPOTENT
+                if not again or isinstance(exc, Unreachable) or self._closed or attempt:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -291,15 +329,25 @@ class Connection:
     ) -> asyncio.Future[dict[str, Any]]:
         """Send one request and return the future of its whole response once it is on the
         wire; ``listener`` hears the notifications that carry its id as ``requestId``."""
-        socket = await self._current()
+        if method in LONG:
+            await self._long_slots.acquire()
+        try:
+            socket = await self._current()
+        except BaseException:
+            if method in LONG:
+                self._long_slots.release()
+            raise
         key = self.next_id() if request_id is None else request_id
         call = _Call(method, asyncio.get_running_loop().create_future(), listener=listener)
         call.future.add_done_callback(_retrieved)
+        if method in LONG:
+            call.future.add_done_callback(lambda _: self._long_slots.release())
         socket.calls[key] = call
         try:
             await socket.websocket.send(json.dumps(_message(method, params, key)))
         except ConnectionClosed:
             socket.calls.pop(key, None)
+            call.future.cancel()
             if socket.refusal is not None:
                 raise socket.refusal from None
             raise ConnectionLost(
@@ -321,12 +369,26 @@ class Connection:
         SDK's exception for its kind."""
         response = await self.exchange(method, params, request_id=request_id, listener=listener)
         if "error" in response:
-            raise for_rpc_error(RpcError.model_validate(response["error"]))
-        return result.model_validate(response.get("result"))
+            raise for_rpc_error(response["error"])
+        return parse_reply(result, response.get("result"))
 
 
 CLOSED: Final = object()
 """What ``next_unsolicited`` returns once the socket closed."""
+
+
+def parse_reply(model: type[Result], data: Any) -> Result:
+    """A reply as ``model``. Fields a newer server added are ignored, so an older client
+    keeps working; a reply that does not fit at all is a ``ServerError``."""
+    try:
+        return model.model_validate(data, extra="ignore")
+    except ValidationError as exc:
+        detail = f"the server's reply is not a {model.__name__}: {exc.error_count()} errors"
+        raise ServerError(detail, ErrorData(kind="bad_reply")) from exc
+
+
+def _is_id(key: object) -> TypeGuard[int | str]:
+    return isinstance(key, int | str) and not isinstance(key, bool)
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -2,6 +2,7 @@
 
     CodeBeakerError                    .kind, .retryable
     ├── ConnectionLost                 the socket dropped; .partial holds what had arrived
+    │   └── Unreachable                the server cannot be connected to at all
     ├── Unauthorized                   missing or wrong API key
     ├── InvalidParams                  .errors names every bad field
     ├── SessionNotFound                unknown, closed or expired session
@@ -29,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import ValidationError
+
 from codebeaker_client.models.errors import ErrorData, FieldError
 from codebeaker_client.models.jsonrpc import RpcError
 
@@ -55,6 +58,7 @@ __all__ = [
     "SessionTerminated",
     "ShuttingDown",
     "Unauthorized",
+    "Unreachable",
     "UnsupportedLanguage",
     "for_command",
     "for_rpc_error",
@@ -86,27 +90,37 @@ class Partial:
 
 
 class ConnectionLost(CodeBeakerError, ConnectionError):
-    """The connection dropped before the reply. The client reconnects on the next call; a
-    command that was already sent may have run (its session keeps running)."""
+    """The connection dropped before the reply. The client reconnects on the next call. A
+    request that was already sent may have run (its session keeps running), so only one
+    that was not is ``retryable``."""
 
     kind = "connection_lost"
-    retryable = True
 
     def __init__(self, message: str, *, sent: bool = True, partial: Partial | None = None):
         super().__init__(message)
         self.sent = sent
         """Whether the request had reached the socket before it dropped."""
         self.partial = partial
+        self.retryable = not sent
 
     def with_partial(self, partial: Partial) -> ConnectionLost:
         return ConnectionLost(self.message, sent=self.sent, partial=partial)
 
 
-class Unauthorized(CodeBeakerError):
+class Unreachable(ConnectionLost):
+    """No connection could be opened (refused, timed out, not a WebSocket server)."""
+
+    kind = "unreachable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sent=False)
+
+
+class Unauthorized(CodeBeakerError, PermissionError):
     kind = "unauthorized"
 
 
-class InvalidParams(CodeBeakerError):
+class InvalidParams(CodeBeakerError, ValueError):
     kind = "invalid_params"
 
     def __init__(self, message: str, errors: Sequence[FieldError], *, code: int | None = None):
@@ -115,7 +129,7 @@ class InvalidParams(CodeBeakerError):
         """Every bad field: ``loc`` (wire names), ``msg``, ``type``."""
 
 
-class SessionNotFound(CodeBeakerError):
+class SessionNotFound(CodeBeakerError, LookupError):
     kind = "session_not_found"
 
 
@@ -196,13 +210,14 @@ class CommandFailed(CommandError):
     kind = "nonzero_exit"
 
 
-class CommandTimeout(CommandError):
+class CommandTimeout(CommandError, TimeoutError):
     kind = "timeout"
 
 
 class AgentLost(CommandError):
+    """The command was killed with its agent; running it again may repeat its effects."""
+
     kind = "agent_lost"
-    retryable = True
 
 
 class FileError(CommandError):
@@ -227,11 +242,17 @@ _BY_KIND: dict[str, type[CodeBeakerError]] = {
 }
 
 
-def for_rpc_error(error: RpcError | dict[str, Any]) -> CodeBeakerError:
-    """The exception for a JSON-RPC ``error`` member."""
-    if isinstance(error, dict):
-        error = RpcError.model_validate(error)
-    data, message, code = error.data, error.message, error.code
+def for_rpc_error(error: Any) -> CodeBeakerError:
+    """The exception for a JSON-RPC ``error`` member, however much of it a server filled in
+    (fields it added are ignored, a missing ``data`` is kind ``error``)."""
+    try:
+        parsed = RpcError.model_validate(
+            {"data": {"kind": "error"}, **error} if isinstance(error, dict) else error,
+            extra="ignore",
+        )
+    except ValidationError:
+        return ServerError(f"a malformed error answer: {str(error)[:200]}", ErrorData(kind="error"))
+    data, message, code = parsed.data, parsed.message, parsed.code
     if data.kind == "invalid_params":
         return InvalidParams(message, data.errors or [], code=code)
     if data.kind == "unsupported_language":

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import posixpath
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from codebeaker_client.errors import FileError, for_command
+from codebeaker_client.errors import CodeBeakerError, FileError, for_command
 from codebeaker_client.models.commands import (
     CopyFile,
     CreateDirectory,
@@ -69,24 +71,31 @@ class AsyncFiles:
         return base64.b64decode(result.content)
 
     async def write(self, path: str, data: str | bytes) -> int:
-        """Create or replace the file (parent directories made); the bytes written."""
+        """Create or replace the file (parent directories made); the bytes written. A file
+        bigger than one piece is assembled beside it and copied over it at the end, so a
+        write that fails half way never leaves the file cut short."""
         raw = data.encode() if isinstance(data, str) else data
-        if isinstance(data, str) and len(raw) <= CHUNK_BYTES:
-            await self._run(build(WriteFile, type="write_file", path=path, content=data))
+        if len(raw) <= CHUNK_BYTES:
+            await self._write(path, raw, "Create")
             return len(raw)
-        for start in range(0, max(len(raw), 1), CHUNK_BYTES):
-            piece = base64.b64encode(raw[start : start + CHUNK_BYTES]).decode()
-            mode = "Append" if start else "Create"
-            command = build(
-                WriteFile,
-                type="write_file",
-                path=path,
-                content=piece,
-                encoding="base64",
-                mode=mode,
-            )
-            await self._run(command)
+        part = f"{path}.part-{secrets.token_hex(4)}"
+        try:
+            for start in range(0, len(raw), CHUNK_BYTES):
+                await self._write(
+                    part, raw[start : start + CHUNK_BYTES], "Append" if start else "Create"
+                )
+            await self.copy(part, path)
+        finally:
+            with contextlib.suppress(CodeBeakerError):
+                await self.remove(part)
         return len(raw)
+
+    async def _write(self, path: str, raw: bytes, mode: Literal["Create", "Append"]) -> None:
+        content = base64.b64encode(raw).decode()
+        command = build(
+            WriteFile, type="write_file", path=path, content=content, encoding="base64", mode=mode
+        )
+        await self._run(command)
 
     async def _listing(
         self, path: str, recursive: bool, include_hidden: bool
@@ -134,8 +143,8 @@ class AsyncFiles:
         return True
 
     async def upload(self, local: str | Path, remote: str) -> int:
-        """Copy a local file, or a directory with everything in it, to ``remote``; the
-        number of files written."""
+        """Copy a local file, or a directory with everything in it (symlinks left out), to
+        ``remote``; the number of files written."""
         source = Path(local)
         if not await asyncio.to_thread(source.is_dir):
             await self.write(remote, await asyncio.to_thread(source.read_bytes))
@@ -166,7 +175,7 @@ class AsyncFiles:
         count = 0
         for entry in listing.entries:
             relative = posixpath.relpath(entry.path, listing.path)
-            if relative.startswith("..") or posixpath.isabs(relative):
+            if relative == ".." or relative.startswith("../") or posixpath.isabs(relative):
                 raise FileError(f"{entry.path} is not under {listing.path}", "bad_listing")
             path = target / relative
             if entry.type == "directory":
@@ -178,10 +187,10 @@ class AsyncFiles:
 
 
 def _tree(root: Path) -> list[tuple[Path, bool]]:
-    """Every directory and regular file under ``root``, parents first."""
-    return [
-        (item, item.is_dir()) for item in sorted(root.rglob("*")) if item.is_dir() or item.is_file()
-    ]
+    """Every directory and regular file under ``root``, parents first. Symlinks are left
+    out (as ``download`` does): one could point at a secret outside the tree."""
+    items = sorted(item for item in root.rglob("*") if not item.is_symlink())
+    return [(item, item.is_dir()) for item in items if item.is_dir() or item.is_file()]
 
 
 def _save(path: Path, data: bytes) -> None:

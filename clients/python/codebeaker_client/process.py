@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from codebeaker_client.connection import parse_reply
 from codebeaker_client.errors import ConnectionLost, Partial
 from codebeaker_client.models.jsonrpc import OutputChunk
 from codebeaker_client.results import ExecResult
@@ -20,7 +21,7 @@ class AsyncProcess:
     command ends; ``wait()`` gives its result. If the connection drops meanwhile, ``wait()``
     raises ``ConnectionLost`` whose ``partial`` holds every chunk that had arrived."""
 
-    def __init__(self, session: AsyncSession, request_id: int) -> None:
+    def __init__(self, session: AsyncSession, request_id: str) -> None:
         self.session = session
         self.id = request_id
         """The ``requestId`` of its output, and what ``session.cancel`` names."""
@@ -36,7 +37,7 @@ class AsyncProcess:
     def _listen(self, method: str, params: dict[str, Any]) -> None:
         if method != "session.output":
             return
-        chunk = OutputChunk.model_validate(params)
+        chunk = parse_reply(OutputChunk, params)
         (self._stdout if chunk.stream == "stdout" else self._stderr).append(chunk.data)
         self._chunks.put_nowait(chunk)
 
@@ -52,12 +53,16 @@ class AsyncProcess:
         return self
 
     async def __anext__(self) -> OutputChunk:
-        if self.done and self._chunks.empty():
-            raise StopAsyncIteration
-        chunk = await self._chunks.get()
-        if chunk is None:
-            raise StopAsyncIteration
-        return chunk
+        """The next chunk; at the end, ``ConnectionLost`` (with ``partial``) if the
+        connection dropped, so a cut-short stream never looks like a finished one."""
+        chunk = None if self.done and self._chunks.empty() else await self._chunks.get()
+        if chunk is not None:
+            return chunk
+        assert self._reply is not None
+        failure = None if self._reply.cancelled() else self._reply.exception()
+        if isinstance(failure, ConnectionLost):
+            raise failure.with_partial(self.output_so_far())
+        raise StopAsyncIteration
 
     async def wait(self) -> ExecResult:
         """The command's result once it ends (output included, as with ``exec``)."""

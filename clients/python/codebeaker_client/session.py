@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from codebeaker_client.errors import for_command, for_rpc_error
+from codebeaker_client.connection import parse_reply
+from codebeaker_client.errors import InvalidParams, for_command, for_rpc_error
 from codebeaker_client.files import AsyncFiles
 from codebeaker_client.models.commands import CommandOutcome, ExecuteShell
 from codebeaker_client.models.contexts import (
@@ -20,7 +21,8 @@ from codebeaker_client.models.contexts import (
     RunCodeRequest,
     RunCodeResult,
 )
-from codebeaker_client.models.jsonrpc import OutputChunk, RpcError
+from codebeaker_client.models.errors import FieldError
+from codebeaker_client.models.jsonrpc import OutputChunk
 from codebeaker_client.models.requests import (
     CancelRequest,
     ExecuteRequest,
@@ -51,7 +53,8 @@ def shell_command(
 ) -> ExecuteShell:
     argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
     if not argv:
-        raise ValueError("cmd: an empty argv")
+        empty = FieldError(loc=["cmd"], msg="an empty argv", type="too_short")
+        raise InvalidParams("Invalid params: cmd: an empty argv", [empty])
     fields: dict[str, Any] = {"type": "execute_shell", "command_name": argv[0], "args": argv[1:]}
     if cwd is not None:
         fields["working_directory"] = cwd
@@ -96,11 +99,11 @@ class AsyncSession:
         response = await self._connection.exchange("session.close", ref)
         error = response.get("error")
         if error is not None:
-            raised = for_rpc_error(RpcError.model_validate(error))
+            raised = for_rpc_error(error)
             if raised.kind not in ("session_not_found", "session_terminated"):
                 raise raised
             return
-        CloseResult.model_validate(response.get("result"))
+        parse_reply(CloseResult, response.get("result"))
 
     # -- commands ------------------------------------------------------------------------
 
@@ -110,8 +113,8 @@ class AsyncSession:
 
     def _exec_result(self, response: dict[str, Any], *, check: bool) -> ExecResult:
         if "error" in response:
-            raise for_rpc_error(RpcError.model_validate(response["error"]))
-        return self._checked(CommandOutcome.model_validate(response.get("result")), check)
+            raise for_rpc_error(response["error"])
+        return self._checked(parse_reply(CommandOutcome, response.get("result")), check)
 
     @staticmethod
     def _checked(outcome: CommandOutcome, check: bool) -> ExecResult:
@@ -151,14 +154,14 @@ class AsyncSession:
         """Start a command and return at once: stream its output, write its stdin."""
         command = shell_command(cmd, cwd, env, stdin, timeout)
         request = build(ExecuteRequest, session_id=self.id, command=command, stream=True)
-        process = AsyncProcess(self, self._connection.next_id())
+        process = AsyncProcess(self, self._connection.unique_id())
         reply = await self._connection.start(
             "session.execute", request, request_id=process.id, listener=process._listen
         )
         process._started(reply)
         return process
 
-    async def _input(self, request_id: int, data: str, *, eof: bool) -> int:
+    async def _input(self, request_id: int | str, data: str, *, eof: bool) -> int:
         request = build(InputRequest, session_id=self.id, request_id=request_id, data=data, eof=eof)
         result = await self._connection.request("session.input", request, InputResult)
         return result.bytes
@@ -196,12 +199,16 @@ class AsyncSession:
 
         def listen(method: str, params: dict[str, Any]) -> None:
             if method == "session.output" and on_output is not None:
-                on_output(OutputChunk.model_validate(params))
+                on_output(parse_reply(OutputChunk, params))
             elif method == "session.display" and on_result is not None:
-                on_result(Result.from_wire(DisplayData.model_validate(params["result"])))
+                on_result(Result.from_wire(parse_reply(DisplayData, params.get("result"))))
 
         result = await self._connection.request(
-            "session.run_code", request, RunCodeResult, listener=listen if stream else None
+            "session.run_code",
+            request,
+            RunCodeResult,
+            request_id=self._connection.unique_id(),
+            listener=listen if stream else None,
         )
         return Execution.from_wire(result)
 

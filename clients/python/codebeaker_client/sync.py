@@ -4,6 +4,7 @@ on a loop in a thread of its own, so both have one implementation and one behavi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 from codebeaker_client.client import AsyncCodeBeaker
 from codebeaker_client.connection import Listener
-from codebeaker_client.errors import Partial
+from codebeaker_client.errors import ConnectionLost, Partial
 from codebeaker_client.files import AsyncFiles
 from codebeaker_client.models.commands import DirectoryEntry
 from codebeaker_client.models.contexts import ContextInfo
@@ -38,9 +39,20 @@ class _Portal:
         self._thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError(
+                "a CodeBeaker call from inside one of its own callbacks would wait for ever;"
+                " hand the work to another thread, or use AsyncCodeBeaker"
+            )
+        if self._loop.is_closed():
+            coroutine.close()
+            raise ConnectionLost("the client was closed", sent=False)
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def stop(self) -> None:
+        if self._loop.is_closed():
+            return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -249,7 +261,11 @@ class CodeBeaker:
         self.connection = self._client.connection
 
     def __enter__(self) -> CodeBeaker:
-        self._portal.run(self.connection.open())
+        try:
+            self._portal.run(self.connection.open())
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(
@@ -261,7 +277,9 @@ class CodeBeaker:
         self.close()
 
     def close(self) -> None:
-        self._portal.run(self._client.close())
+        """End the connection and the client's thread; calling it again does nothing."""
+        with contextlib.suppress(ConnectionLost):
+            self._portal.run(self._client.close())
         self._portal.stop()
 
     def create_session(

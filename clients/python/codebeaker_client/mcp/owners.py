@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any, Final
 
@@ -29,7 +29,7 @@ from codebeaker_client import AsyncCodeBeaker, AsyncSession
 from codebeaker_client.errors import CodeBeakerError
 from codebeaker_client.mcp.settings import Transport
 
-__all__ = ["STDIO_OWNER", "Owner", "Owners"]
+__all__ = ["STDIO_OWNER", "Owner", "Owners", "create_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ STDIO_OWNER: Final = "stdio"
 SESSION_HEADER: Final = "mcp-session-id"
 CLOSE_TIMEOUT: Final = 10.0
 """Closing one session waits at most this long (the container is removed in the background)."""
+GONE: Final = "this MCP client has disconnected"
+
+_closing: set[asyncio.Task[None]] = set()
+"""Background closes of sessions created for a call that was cancelled meanwhile."""
 
 
 class Owner:
@@ -56,9 +60,9 @@ class Owner:
         """The client's own session, started on first use (and again after it ended)."""
         async with self._lock:
             if self.closed:
-                raise CodeBeakerError("this MCP client has disconnected")
+                raise CodeBeakerError(GONE)
             if self._default is None:
-                session = await self._client.create_session(self._language)
+                session = await create_session(self._client.create_session(self._language))
                 self._default = session
                 self._sessions[session.id] = session
                 logger.info("client %s: started session %s", self.key, session.id)
@@ -68,8 +72,12 @@ class Owner:
     def default_id(self) -> str | None:
         return self._default.id if self._default is not None else None
 
-    def adopt(self, session: AsyncSession) -> None:
-        """Close ``session`` along with this client's others."""
+    async def adopt(self, session: AsyncSession) -> None:
+        """Close ``session`` along with this client's others; once the client has gone,
+        close it now and raise ``CodeBeakerError``."""
+        if self.closed:
+            await _close(session)
+            raise CodeBeakerError(GONE)
         self._sessions[session.id] = session
 
     def owns(self, session_id: str) -> bool:
@@ -90,6 +98,26 @@ class Owner:
         if sessions:
             logger.info("client %s gone: closed sessions %s", self.key, [s.id for s in sessions])
         return [session.id for session in sessions]
+
+
+async def create_session(creating: Awaitable[AsyncSession]) -> AsyncSession:
+    """The session ``creating`` makes. A cancelled caller does not interrupt the creation,
+    which would leave a session on the server that nobody knows of: it runs on, and the
+    session it makes is closed in the background."""
+    task = asyncio.ensure_future(creating)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_close_orphan)
+        raise
+
+
+def _close_orphan(task: asyncio.Future[AsyncSession]) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return
+    closing = asyncio.get_running_loop().create_task(_close(task.result()))
+    _closing.add(closing)
+    closing.add_done_callback(_closing.discard)
 
 
 async def _close(session: AsyncSession) -> None:

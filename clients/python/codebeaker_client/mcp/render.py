@@ -7,7 +7,6 @@ structured content, so a client that reads only ``content`` misses nothing.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from typing import Final, cast, get_args
@@ -16,7 +15,14 @@ from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel
 
 from codebeaker_client import ExecResult, Execution, Result
-from codebeaker_client.mcp.media import image_mime, looks_binary
+from codebeaker_client.mcp.media import (
+    IMAGE_TYPES,
+    MAX_IMAGE_BYTES,
+    image_block,
+    image_mime,
+    looks_binary,
+    pick_images,
+)
 from codebeaker_client.mcp.models import (
     CellError,
     CellStatus,
@@ -55,10 +61,6 @@ OUTPUT_HINT: Final = (
     "(grep, tail)"
 )
 CELL_HINT: Final = "print less, or write it to a file and read it with read_file(offset, limit)"
-IMAGE_TYPES: Final = ("image/png", "image/jpeg", "image/gif", "image/webp")
-"""Image types MCP clients show; a cell's other representations stay text."""
-MAX_IMAGE_BYTES: Final = 5 * 1024 * 1024
-"""Image files larger than this are described, not sent: clients refuse bigger ones."""
 
 
 def tool_result(output: BaseModel, images: Sequence[ImageContent] = ()) -> CallToolResult:
@@ -68,12 +70,6 @@ def tool_result(output: BaseModel, images: Sequence[ImageContent] = ()) -> CallT
     text = json.dumps(structured, ensure_ascii=False)
     content: list[ContentBlock] = [TextContent(type="text", text=text), *images]
     return CallToolResult(content=content, structured_content=structured)
-
-
-def image_block(data: bytes | str, mime: str) -> ImageContent:
-    """An image content block from raw bytes or from base64 text as the server sends it."""
-    encoded = data if isinstance(data, str) else base64.b64encode(data).decode("ascii")
-    return ImageContent(type="image", data=encoded, mime_type=mime)
 
 
 def running_note(job_id: str, waited: float) -> str:
@@ -181,13 +177,17 @@ class Fitted:
             if value.text is None and isinstance(value.html, str):
                 texts[f"{index}:text/html"] = value.html
         self.cuts = fit(texts, budget, CELL_HINT)
-        self.values = [self._value(index, value) for index, value in enumerate(values)]
-        self.images = [
-            image_block(data, mime)
-            for value in values
+        found = [
+            (index, mime, data)
+            for index, value in enumerate(values)
             for mime in IMAGE_TYPES
             if isinstance(data := value.mime.get(mime), str)
         ]
+        kept, self._images_note = pick_images([data for _, _, data in found])
+        picked = [found[pick] for pick in kept]
+        self._sent = {(index, mime) for index, mime, _ in picked}
+        self.images = [image_block(data, mime) for _, mime, data in picked]
+        self.values = [self._value(index, value) for index, value in enumerate(values)]
         self.error = None
         if execution is not None and execution.error is not None:
             error = execution.error
@@ -206,7 +206,7 @@ class Fitted:
             markdown=self._text(index, "text/markdown"),
             latex=self._text(index, "text/latex"),
             json_data=self._json(value.json),
-            images=[mime for mime in IMAGE_TYPES if isinstance(value.mime.get(mime), str)],
+            images=[mime for mime in IMAGE_TYPES if (index, mime) in self._sent],
         )
 
     def _json(self, value: object) -> object:
@@ -224,7 +224,7 @@ class Fitted:
         return None
 
     def note(self) -> str | None:
-        return _cut_note(self.cuts, CELL_HINT)
+        return _notes(_cut_note(self.cuts, CELL_HINT), self._images_note)
 
 
 def cell_output(
