@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +48,8 @@ TOOLS = {
 
 
 def mcp_command() -> list[str]:
-    """``codebeaker mcp`` once the entry point is installed; the module until then."""
-    for plugin in entry_points(group="codebeaker.commands"):
-        if plugin.value.startswith("codebeaker_client.mcp"):
-            return [sys.executable, "-m", "codebeaker_client.cli", "mcp"]
-    return [sys.executable, "-m", "codebeaker_client.mcp"]
+    """``codebeaker mcp``, as the installed ``codebeaker`` command runs it."""
+    return [sys.executable, "-m", "codebeaker_client.cli", "mcp"]
 
 
 def jsonrpc(base: str) -> str:

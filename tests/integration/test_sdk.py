@@ -282,3 +282,28 @@ async def test_unreachable_server_is_connection_lost() -> None:
     assert lost.value.retryable
     assert "cannot connect" in str(lost.value)
     await client.close()
+
+
+async def test_a_dropped_cell_keeps_what_it_printed(
+    client: AsyncCodeBeaker, session: AsyncSession, driver: str
+) -> None:
+    seen: list[str] = []
+    cell = asyncio.ensure_future(
+        session.run_code(
+            "import time\nprint('before', flush=True)\ntime.sleep(2)",
+            on_output=lambda chunk: seen.append(chunk.data),
+        )
+    )
+    if driver == "exec":
+        with pytest.raises(errors.ContextsUnsupported):
+            await cell
+        return
+    for _ in range(300):
+        if seen:
+            break
+        await asyncio.sleep(0.1)
+    await client.connection.send_frame("x" * (33 * MIB))  # the server closes the socket
+    with pytest.raises(ConnectionLost) as lost:
+        await asyncio.wait_for(cell, 30)
+    assert lost.value.partial is not None
+    assert lost.value.partial.stdout == "before\n"

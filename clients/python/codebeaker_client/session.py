@@ -7,7 +7,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from codebeaker_client.connection import parse_reply
-from codebeaker_client.errors import InvalidParams, for_command, for_rpc_error
+from codebeaker_client.errors import (
+    ConnectionLost,
+    InvalidParams,
+    Partial,
+    for_command,
+    for_rpc_error,
+)
 from codebeaker_client.files import AsyncFiles
 from codebeaker_client.models.commands import CommandOutcome, ExecuteShell
 from codebeaker_client.models.contexts import (
@@ -197,19 +203,28 @@ class AsyncSession:
             stream=stream,
         )
 
+        heard: dict[str, list[str]] = {"stdout": [], "stderr": []}
+
         def listen(method: str, params: dict[str, Any]) -> None:
-            if method == "session.output" and on_output is not None:
-                on_output(parse_reply(OutputChunk, params))
+            if method == "session.output":
+                chunk = parse_reply(OutputChunk, params)
+                heard[chunk.stream].append(chunk.data)
+                if on_output is not None:
+                    on_output(chunk)
             elif method == "session.display" and on_result is not None:
                 on_result(Result.from_wire(parse_reply(DisplayData, params.get("result"))))
 
-        result = await self._connection.request(
-            "session.run_code",
-            request,
-            RunCodeResult,
-            request_id=self._connection.unique_id(),
-            listener=listen if stream else None,
-        )
+        try:
+            result = await self._connection.request(
+                "session.run_code",
+                request,
+                RunCodeResult,
+                request_id=self._connection.unique_id(),
+                listener=listen if stream else None,
+            )
+        except ConnectionLost as exc:  # what a streamed cell printed is not lost with it
+            partial = Partial("".join(heard["stdout"]), "".join(heard["stderr"]))
+            raise exc.with_partial(partial) from None
         return Execution.from_wire(result)
 
     async def interrupt(self, context: str = DEFAULT_CONTEXT) -> bool:
