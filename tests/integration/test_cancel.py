@@ -376,15 +376,24 @@ async def test_cancel_needs_a_known_session(rpc: RpcClient) -> None:
 # --------------------------------------------------------------------------- cells
 
 
+async def cell_session(rpc: RpcClient, make_session: SessionFactory, driver: str) -> str | None:
+    """A python session to run cells in; None under the exec driver, which has no cells to
+    cancel (checked: it refuses them)."""
+    sid: str = (await make_session("python"))["sessionId"]
+    if driver == "agent":
+        return sid
+    await rpc.error(
+        "session.run_code", {"sessionId": sid, "code": "1"}, kind="contexts_unsupported"
+    )
+    return None
+
+
 @pytest.mark.timeout(120)
 async def test_cancel_cells_running_and_queued(
     rpc: RpcClient, make_session: SessionFactory, driver: str
 ) -> None:
-    sid = (await make_session("python"))["sessionId"]
-    if driver != "agent":  # no cells to cancel: the exec driver refuses them
-        await rpc.error(
-            "session.run_code", {"sessionId": sid, "code": "1"}, kind="contexts_unsupported"
-        )
+    sid = await cell_session(rpc, make_session, driver)
+    if sid is None:
         return
     first, second = int_id(), string_id()
     code = "import time\nx = 41\nprint('ready', flush=True)\ntime.sleep(30)"
@@ -415,11 +424,8 @@ async def test_cancel_cells_running_and_queued(
 async def test_cancel_without_an_id_stops_every_running_call(
     rpc: RpcClient, make_session: SessionFactory, driver: str
 ) -> None:
-    sid = (await make_session("python"))["sessionId"]
-    if driver != "agent":  # no cells to cancel: the exec driver refuses them
-        await rpc.error(
-            "session.run_code", {"sessionId": sid, "code": "1"}, kind="contexts_unsupported"
-        )
+    sid = await cell_session(rpc, make_session, driver)
+    if sid is None:
         return
     command_id, cell_id, queued_id = string_id(), string_id(), string_id()
     command = await running(rpc, sid, command_id, "echo ready; exec sleep 30")
