@@ -6,8 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from codebeaker.exceptions import UnsupportedLanguageError
+from codebeaker.runtimes import RUNTIMES
 
 __all__ = ["Settings", "get_settings"]
 
@@ -145,6 +148,11 @@ class Settings(BaseSettings):
             raise ValueError("pool_sizes must not be negative")
         return self
 
+    @field_validator("pool_sizes")
+    @classmethod
+    def _pools(cls, sizes: dict[str, int]) -> dict[str, int]:
+        return _canonical_pools(sizes)
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / f"{self.instance}.sqlite3"
@@ -157,3 +165,20 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def _canonical_pools(sizes: dict[str, int]) -> dict[str, int]:
+    """Pool sizes by canonical language name: an alias (``py``) fills the pool sessions
+    are taken from, and a language the registry lacks is refused at start-up instead of
+    killing the pool filler later."""
+    canonical: dict[str, int] = {}
+    for language, size in sizes.items():
+        try:
+            name = RUNTIMES.get(language).name
+        except UnsupportedLanguageError:
+            known = ", ".join(RUNTIMES.names())
+            raise ValueError(
+                f"pool_sizes: unknown language {language!r} (known: {known})"
+            ) from None
+        canonical[name] = canonical.get(name, 0) + size
+    return canonical

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
 import fastjsonschema
@@ -39,7 +40,10 @@ async def handle_frame(
         error = rpc_error(PayloadTooLargeError("message_size", limit))
         return dumps(RpcErrorResponse(error=error).to_wire())
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(text, parse_float=_finite, parse_constant=_not_json)
+    except _NotFinite as exc:  # an id of 1e400 would be answered as Infinity: not JSON
+        error = rpc_error(MalformedRequestError(f"numbers must be finite JSON numbers: {exc}"))
+        return dumps(RpcErrorResponse(error=error).to_wire())
     except ValueError:
         # let jsonrpcserver word the parse error
         reply = await async_dispatch_to_serializable(
@@ -59,9 +63,26 @@ async def handle_frame(
     return None if reply is None else dumps(reply)
 
 
+class _NotFinite(ValueError):
+    """NaN, Infinity, or a number too large for a float: Python reads them, JSON has none."""
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NotFinite(literal[:40])
+    return value
+
+
+def _not_json(literal: str) -> float:
+    raise _NotFinite(literal)
+
+
 async def _dispatch_one(
     request: Any, service: SandboxService, notify: Notify, watches: Watches | None
 ) -> Any:
+    if isinstance(request, list):  # a batch inside a batch is one invalid request (-32600)
+        request = None
     request_id = request.get("id") if isinstance(request, dict) else None
     call = Call(service, request_id, notify, watches)
     return await async_dispatch_to_serializable(

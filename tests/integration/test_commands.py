@@ -189,3 +189,27 @@ async def test_multi_turn_state_persists(rpc: RpcClient, make_session: SessionFa
         sid, {"type": "execute_shell", "commandName": "pwd", "workingDirectory": "proj/src"}
     )
     assert pwd["stdout"] == "/workspace/proj/src\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        ({"type": "execute_shell", "commandName": "echo", "args": ["\ud800"]}, "args"),
+        ({"type": "execute_shell", "commandName": "env", "env": {"A": "\udfff"}}, "env"),
+        ({"type": "execute_shell", "commandName": "env", "env": {"\ud800": "x"}}, "env"),
+        ({"type": "execute_shell", "commandName": "cat", "stdin": "a\ud800"}, "stdin"),
+        ({"type": "execute_shell", "commandName": "\ud800"}, "commandName"),
+        ({"type": "read_file", "path": "\ud800.txt"}, "path"),
+    ],
+)
+async def test_lone_surrogates_are_invalid_params(
+    rpc: RpcClient, py_session: str, command: dict[str, Any], field: str
+) -> None:
+    """JSON can carry them, no process or path can take them: named, refused, and the
+    session unharmed (they used to leak two pipes in the agent per call)."""
+    for _ in range(20):
+        error = await rpc.error(
+            "session.execute", {"sessionId": py_session, "command": command}, code=-32602
+        )
+        assert field in error["data"]["errors"][0]["loc"], error
+    assert (await rpc.sh(py_session, "echo fine"))["result"]["stdout"] == "fine\n"

@@ -184,6 +184,8 @@ async def test_values_above_maxima_are_rejected_not_clamped(
     [
         ({"language": "python", "memoryLimitMB": 0}, ("memoryLimitMB", "memory_limit_mb")),
         ({"language": "python", "cpuLimit": -1}, ("cpuLimit", "cpu_limit")),
+        ({"language": "python", "cpuLimit": 1e-10}, ("cpuLimit",)),  # Docker: no limit
+        ({"language": "python", "cpuLimit": 0.001}, ("cpuLimit",)),
         ({"language": "python", "idleTimeoutMinutes": "soon"}, ("idleTimeoutMinutes",)),
         ({"language": "python", "env": {"A": 1}}, ("env",)),
         ({"language": "python", "env": {"A": ["x"]}}, ("env",)),

@@ -45,6 +45,23 @@ async def test_invalid_requests(service: SandboxService, message: Any) -> None:
     assert reply["error"]["code"] == -32600
 
 
+async def test_a_batch_inside_a_batch_is_an_invalid_request(service: SandboxService) -> None:
+    replies = await ask(service, [[req("session.list")], req("session.list")])
+    assert [reply["error"]["code"] for reply in replies if "error" in reply] == [-32600]
+    assert sum("result" in reply for reply in replies) == 1
+
+
+@pytest.mark.parametrize("literal", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"])
+async def test_numbers_json_cannot_hold_are_a_parse_error(
+    service: SandboxService, literal: str
+) -> None:
+    frame = '{"jsonrpc": "2.0", "id": ' + literal + ', "method": "session.list"}'
+    reply = json.loads(await handle_frame(frame, service) or "null")
+    assert reply["error"]["code"] == -32700
+    assert reply["error"]["data"]["kind"] == "parse_error"
+    assert reply["id"] is None
+
+
 async def test_method_not_found(service: SandboxService) -> None:
     assert (await ask(service, req("session.explode")))["error"]["code"] == -32601
 

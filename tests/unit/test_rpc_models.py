@@ -56,3 +56,10 @@ def test_run_timeout_is_capped() -> None:
         {"language": "py", "code": "", "timeoutSeconds": 10}, context=context_for(settings)
     )
     assert accepted.timeout_seconds == 10
+
+
+@pytest.mark.parametrize("cpu", [1e-10, 0.001, 0])
+def test_a_cpu_limit_docker_would_read_as_unlimited_is_refused(cpu: float) -> None:
+    with pytest.raises(ValidationError) as refused:
+        create(language="python", cpuLimit=cpu)
+    assert refused.value.errors()[0]["loc"] == ("cpuLimit",)

@@ -42,3 +42,12 @@ def test_an_empty_api_key_is_refused_not_taken_for_no_key(monkeypatch: pytest.Mo
     assert Settings().api_key == "k"
     monkeypatch.delenv("CODEBEAKER_API_KEY")
     assert Settings().api_key is None
+
+
+def test_pool_sizes_are_canonical_and_known() -> None:
+    assert Settings(pool_sizes={"py": 1, "python": 1, "js": 2}).pool_sizes == {
+        "python": 2,
+        "javascript": 2,
+    }
+    with pytest.raises(ValidationError, match="unknown language 'ruby'"):
+        Settings(pool_sizes={"ruby": 1})

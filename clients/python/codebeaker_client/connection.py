@@ -405,5 +405,7 @@ def _kind(error: dict[str, Any]) -> Any:
 def _message(
     method: str, params: WireModel | Mapping[str, Any] | None, key: int | str | None
 ) -> dict[str, Any]:
+    """The request envelope; ``params`` are JSON-ready already (a model's wire form, or a raw
+    mapping a protocol test sends as it is), so the envelope is dumped as it stands."""
     wire = params.to_wire() if isinstance(params, WireModel) else params
-    return RpcRequest(method=method, params=wire, id=key).to_wire()
+    return RpcRequest(method=method, params=wire, id=key).model_dump(by_alias=True)

@@ -12,7 +12,13 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
-from codebeaker_client.models.wire import WireModel, at_most, no_nul, validate_env
+from codebeaker_client.models.wire import (
+    WireModel,
+    at_most,
+    no_nul,
+    unicode_text,
+    validate_env,
+)
 
 __all__ = [
     "Command",
@@ -107,6 +113,7 @@ class ExecuteShell(WireModel):
     """At most the server's ``max_command_timeout_seconds``; unset means its default."""
 
     _nul_free = field_validator("command_name", "working_directory")(no_nul)
+    _stdin = field_validator("stdin")(lambda value: value if value is None else unicode_text(value))
 
     @field_validator("args")
     @classmethod

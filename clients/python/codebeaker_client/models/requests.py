@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from codebeaker_client.models.commands import Command, ExecuteShell
-from codebeaker_client.models.wire import WireModel, at_most, validate_env
+from codebeaker_client.models.wire import WireModel, at_most, unicode_text, validate_env
 
 __all__ = [
     "COMMAND",
@@ -82,6 +82,8 @@ class InputRequest(WireModel):
     """The ``id`` of the streamed ``session.execute`` (or ``session.run_code``) call whose
     stdin takes the data; unset: the session's oldest streamed call whose stdin is open."""
 
+    _text = field_validator("data")(unicode_text)
+
 
 class CancelBody(WireModel):
     """The body of ``POST /api/v1/sessions/{id}/cancel`` (the session is in the path)."""
@@ -117,7 +119,7 @@ class CreateSessionRequest(_MemoryLimit):
     """A name or alias from the runtime registry."""
     idle_timeout_minutes: float | None = Field(None, gt=0)
     max_lifetime_minutes: float | None = Field(None, gt=0)
-    cpu_limit: float | None = Field(None, gt=0)
+    cpu_limit: float | None = Field(None, ge=0.01)
     """Cores."""
     env: dict[str, str] = Field(default_factory=dict, max_length=256)
     """Given to every command of the session (a command's own ``env`` wins)."""

@@ -24,6 +24,7 @@ __all__ = [
     "at_most",
     "iso",
     "no_nul",
+    "unicode_text",
     "unset",
     "validate_env",
 ]
@@ -70,10 +71,21 @@ def unset(value: object) -> bool:
     return value is None
 
 
+def unicode_text(value: str) -> str:
+    """Text that has a UTF-8 form. JSON can carry a lone surrogate (``"\\ud800"``), which
+    no process, file or pipe can be given: refused here, not failed on deep inside."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (a lone surrogate is not)") from None
+    return value
+
+
 def no_nul(value: str) -> str:
+    """A string the operating system can take: a path, an argument, an environment value."""
     if "\0" in value:
         raise ValueError("must not contain NUL characters")
-    return value
+    return unicode_text(value)
 
 
 def validate_env(env: dict[str, str]) -> dict[str, str]:
@@ -81,6 +93,7 @@ def validate_env(env: dict[str, str]) -> dict[str, str]:
     for key, value in env.items():
         if not key or "=" in key or "\0" in key:
             raise ValueError(f"invalid environment variable name {key!r}")
+        unicode_text(key)
         no_nul(value)
     return env
 
