@@ -79,10 +79,7 @@ def _main(
         return asyncio.run(main())
     except KeyboardInterrupt:
         return INTERRUPTED
-    except CodeBeakerError as exc:
-        print(f"codebeaker: {exc}", file=sys.stderr)
-        return FAILED
-    except (OSError, ValueError) as exc:
+    except (CodeBeakerError, OSError, ValueError) as exc:
         print(f"codebeaker: {exc}", file=sys.stderr)
         return FAILED
 

@@ -300,14 +300,13 @@ class Connection:
         listener: Listener | None = None,
     ) -> dict[str, Any]:
         """The whole response to one request (``error`` included, not raised)."""
-        for attempt in itertools.count():
-            try:
-                return await self._exchange(method, params, request_id, listener)
-            except ConnectionLost as exc:
-                again = not exc.sent or method in IDEMPOTENT
-                if not again or isinstance(exc, Unreachable) or self._closed or attempt:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await self._exchange(method, params, request_id, listener)
+        except ConnectionLost as exc:
+            again = not exc.sent or method in IDEMPOTENT
+            if not again or isinstance(exc, Unreachable) or self._closed:
+                raise
+        return await self._exchange(method, params, request_id, listener)  # on a new socket
 
     async def _exchange(
         self,
