@@ -27,3 +27,6 @@ RUN_MARKER_ENV: Final = "CODEBEAKER_RUN"  # tags every process of one command, f
 EXIT_TIMEOUT: Final = 124
 EXIT_NOT_FOUND: Final = 127
 EXIT_KILLED: Final = 137
+
+LOCAL_TENANT: Final = "local"
+"""The one tenant of a server without API keys (and of the single ``CODEBEAKER_API_KEY``)."""

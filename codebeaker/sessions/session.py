@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from codebeaker_client.models import SessionConfig, SessionEvent, SessionInfo, SessionSummary
 from codebeaker_client.models.results import SessionState
 
+from codebeaker.constants import LOCAL_TENANT
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import Driver, StdinPipe
 from codebeaker.sessions.contexts import ContextRegistry
@@ -54,8 +55,11 @@ class Session:
         config: SessionConfig,
         driver: Driver,
         contexts: ContextRegistry,
+        tenant: str = LOCAL_TENANT,
     ) -> None:
         self.id = session_id
+        self.tenant = tenant
+        """The API key's tenant that created it: only that tenant may find or use it."""
         self.runtime = runtime
         self.config = config
         self.driver = driver
