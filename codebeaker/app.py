@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from codebeaker import __version__, playground
 from codebeaker.api.live import ErrorMessage
@@ -16,6 +16,7 @@ from codebeaker.auth import ApiKeyMiddleware
 from codebeaker.errors import error_text
 from codebeaker.exceptions import UnauthorizedError
 from codebeaker.live import pending_run_socket, terminal_socket
+from codebeaker.metrics import ConnectionGauge, metrics_endpoint
 from codebeaker.rest.openapi import install_openapi
 from codebeaker.rest.problems import http_problem, problem_response
 from codebeaker.rest.routes import router
@@ -25,12 +26,20 @@ from codebeaker.transport import jsonrpc_socket, refusal_frame
 
 __all__ = ["create_app"]
 
-OPEN_PATHS = frozenset({"/health", "/openapi.json", "/", "/api/v1/languages"})
-"""Reachable without the API key: a load balancer's probe, the public description, and
-what the playground page needs before it can ask for a key."""
+OPEN_PATHS = frozenset({"/health", "/metrics", "/openapi.json", "/", "/api/v1/languages"})
+"""Reachable without the API key: a load balancer's probe, the scraper (which has a key of
+its own, ``CODEBEAKER_METRICS_KEY``), the public description, and what the playground page
+needs before it can ask for a key."""
 OPEN_PREFIXES = ("/playground/",)
 """The playground's scripts and styles."""
 JSONRPC_PATH = "/ws/jsonrpc"
+
+
+def door(scope_type: str, path: str) -> str:
+    """The ``door`` label of ``codebeaker_connections``."""
+    if scope_type == "http":
+        return "http"
+    return "jsonrpc" if path == JSONRPC_PATH else "interactive"
 
 
 def socket_refusal(exc: UnauthorizedError, path: str) -> str:
@@ -64,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,  # a trailing slash is a 404 problem, not a redirect
         routes=[
             *router.routes,
+            Route("/metrics", metrics_endpoint(settings.metrics_key), include_in_schema=False),
             WebSocketRoute(JSONRPC_PATH, jsonrpc_socket),
             WebSocketRoute("/ws", terminal_socket),
             WebSocketRoute("/ws/session/{sessionId:path}", pending_run_socket),
@@ -78,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         open_paths=OPEN_PATHS,
         open_prefixes=OPEN_PREFIXES,
     )
+    app.add_middleware(ConnectionGauge, doors=door)  # outermost: refused ones count too
     install_openapi(app)
     app.state.service = service
     return app

@@ -36,6 +36,7 @@ from codebeaker.exceptions import (
     UnauthorizedError,
     UnsupportedLanguageError,
 )
+from codebeaker.metrics import REJECTED
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -133,6 +134,7 @@ def describe(exc: BaseException) -> Described:
                 data = ErrorData(kind=kind, supported=exc.supported)
             if isinstance(exc, LimitExceededError):
                 data = ErrorData(kind=kind, limit=exc.limit, retry_after=exc.retry_after)
+                REJECTED.labels(limit=exc.limit).inc()
             return Described(code, status, exc.message, data)
     error_id = uuid.uuid4().hex[:16]
     logger.opt(exception=exc).error("internal error {}: {!r}", error_id, exc)

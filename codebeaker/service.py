@@ -8,6 +8,7 @@ Nothing in this module knows of frames, routes or status codes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import shlex
 from collections.abc import Callable
 from dataclasses import replace
@@ -50,12 +51,14 @@ from codebeaker_client.models.contexts import (
     RunCodeResult,
 )
 from loguru import logger
+from prometheus_client import REGISTRY
 
 from codebeaker import __version__
 from codebeaker.api.live import CodeMessage, PendingRunCreated, PendingRunRequest
 from codebeaker.api.wire import parse
 from codebeaker.exceptions import CommandFailedError, InvalidParamsError, SandboxError
 from codebeaker.executions import ExecutionQueue, ExecutionStore
+from codebeaker.metrics import ServiceState, StateCollector
 from codebeaker.runtimes import RUNTIMES, RuntimeRegistry
 from codebeaker.sandbox.docker import DockerBackend
 from codebeaker.sandbox.driver import Display, OutputSink
@@ -99,6 +102,21 @@ class SandboxService:
         )
         self._interactive = InteractiveRunner(self._sandboxes, settings)
         self._pending = PendingRuns(settings)
+        self._collector = StateCollector(
+            ServiceState(
+                sessions=lambda: [
+                    (session.runtime.name, session.tenant) for session in self._sessions.list()
+                ],
+                pools=lambda: [
+                    (language, pool.ready, pool.size)
+                    for language, pool in self._sandboxes.pool.readiness().items()
+                ],
+                queues=lambda: [
+                    ("run", self._runner.queued),
+                    ("interactive", self._interactive.queued),
+                ],
+            )
+        )
         self._reaper = Reaper(
             settings.cleanup_interval_seconds,
             self._sessions.reap,
@@ -116,6 +134,7 @@ class SandboxService:
         await self._executions.resume()
         self._sandboxes.pool.start()
         self._reaper.start()
+        REGISTRY.register(self._collector)
         logger.info("CodeBeaker serving instance {!r}", self.settings.instance)
 
     async def stop_runs(self) -> None:
@@ -125,6 +144,8 @@ class SandboxService:
 
     async def close(self) -> None:
         self._reaper.shutdown()
+        with contextlib.suppress(KeyError):  # never started
+            REGISTRY.unregister(self._collector)
         try:
             await self.stop_runs()
             await self._executions.close()

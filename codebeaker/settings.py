@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     """When set, clients must send it as ``Authorization: Bearer …``, ``X-API-Key`` or
     ``?apiKey=``."""
 
+    metrics_key: str | None = Field(None, min_length=16)
+    """When set, ``GET /metrics`` wants ``Authorization: Bearer <metrics_key>``; unset, it is
+    open like ``/health`` (it names tenants and counts, never content)."""
+
     # Docker
     docker_url: str | None = None
     """Engine address (``unix:///var/run/docker.sock``, ``tcp://…``); unset means DOCKER_HOST."""

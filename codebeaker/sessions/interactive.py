@@ -167,13 +167,18 @@ class InteractiveRunner:
     def __init__(self, sandboxes: SandboxFactory, settings: Settings) -> None:
         self._sandboxes = sandboxes
         self._settings = settings
-        self._slots = RunSlots(settings.max_interactive_runs)
+        self._slots = RunSlots(settings.max_interactive_runs, "interactive")
         self._runs: set[InteractiveRun] = set()
         self._closing = False
 
     def __iter__(self) -> Iterator[InteractiveRun]:
         """Runs whose doors have not released them yet."""
         return iter(list(self._runs))
+
+    @property
+    def queued(self) -> int:
+        """Runs waiting for a slot."""
+        return self._slots.queued
 
     def start(self, spec: LiveSpec, listener: RunListener) -> InteractiveRun:
         """Begin a run (it may first wait for a slot); refused at once when the queue is

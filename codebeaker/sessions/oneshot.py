@@ -53,7 +53,12 @@ class OneShotRunner:
     def __init__(self, sandboxes: SandboxFactory, settings: Settings) -> None:
         self._sandboxes = sandboxes
         self._settings = settings
-        self._slots = RunSlots(settings.max_concurrent_runs)
+        self._slots = RunSlots(settings.max_concurrent_runs, "run")
+
+    @property
+    def queued(self) -> int:
+        """Runs waiting for a slot: synchronous ones and queued executions."""
+        return self._slots.queued
 
     async def run(self, spec: RunSpec) -> RunResult:
         """Wait for a slot (refused when the queue of synchronous runs is full), then run."""

@@ -43,7 +43,7 @@ class Waiters:
 
 
 async def test_free_slots_are_taken_at_once_then_callers_wait() -> None:
-    slots = RunSlots(2)
+    slots = RunSlots(2, "test")
     assert not busy(slots)
     await slots.acquire(urgent=False)
     await slots.acquire(urgent=True)
@@ -64,7 +64,7 @@ async def test_free_slots_are_taken_at_once_then_callers_wait() -> None:
 
 
 async def test_a_synchronous_waiter_is_served_before_an_older_asynchronous_one() -> None:
-    slots = RunSlots(1)
+    slots = RunSlots(1, "test")
     await slots.acquire(urgent=False)
     waiters = Waiters(slots)
     try:
@@ -85,7 +85,7 @@ async def test_a_synchronous_waiter_is_served_before_an_older_asynchronous_one()
 
 
 async def test_each_class_is_served_first_come_first_served() -> None:
-    slots = RunSlots(1)
+    slots = RunSlots(1, "test")
     await slots.acquire(urgent=True)
     waiters = Waiters(slots)
     try:
@@ -102,7 +102,7 @@ async def test_each_class_is_served_first_come_first_served() -> None:
 
 @pytest.mark.parametrize("urgent", [True, False])
 async def test_a_cancelled_waiter_leaves_the_queue_and_takes_no_slot(urgent: bool) -> None:
-    slots = RunSlots(1)
+    slots = RunSlots(1, "test")
     await slots.acquire(urgent=True)
     waiters = Waiters(slots)
     try:
@@ -125,7 +125,7 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_takes_no_slot(urgent: boo
 
 async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on() -> None:
     """release() resolves the waiter; the cancel lands before the waiter runs again."""
-    slots = RunSlots(1)
+    slots = RunSlots(1, "test")
     await slots.acquire(urgent=True)
     waiters = Waiters(slots)
     try:
@@ -149,7 +149,7 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on() -> None:
 
 
 async def test_a_slot_handed_to_a_cancelled_waiter_with_nobody_behind_is_freed() -> None:
-    slots = RunSlots(1)
+    slots = RunSlots(1, "test")
     await slots.acquire(urgent=False)
     waiters = Waiters(slots)
     try:
@@ -165,7 +165,7 @@ async def test_a_slot_handed_to_a_cancelled_waiter_with_nobody_behind_is_freed()
 
 
 async def test_many_waiters_never_hold_more_slots_than_there_are() -> None:
-    slots = RunSlots(3)
+    slots = RunSlots(3, "test")
     holding = 0
     most = 0
 
