@@ -16,10 +16,10 @@ from codebeaker.auth import ApiKeyMiddleware
 from codebeaker.errors import error_text
 from codebeaker.exceptions import UnauthorizedError
 from codebeaker.live import pending_run_socket, terminal_socket
-from codebeaker.metrics import ConnectionGauge, metrics_endpoint
 from codebeaker.rest.openapi import install_openapi
 from codebeaker.rest.problems import http_problem, problem_response
 from codebeaker.rest.routes import router
+from codebeaker.rest.scrape import ConnectionGauge, metrics_endpoint
 from codebeaker.service import SandboxService
 from codebeaker.settings import Settings, get_settings
 from codebeaker.transport import jsonrpc_socket, refusal_frame

@@ -12,24 +12,15 @@ session id.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from codebeaker_client.models import CommandOutcome
+from codebeaker_client.models.commands import ShellResult
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = [
     "AGENT_RESTARTS",
@@ -40,11 +31,11 @@ __all__ = [
     "RUN_WAIT_SECONDS",
     "SESSIONS_CLOSED",
     "SESSIONS_CREATED",
-    "ConnectionGauge",
     "ServiceState",
     "StateCollector",
     "close_reason",
-    "metrics_endpoint",
+    "count_cell",
+    "count_command",
 ]
 
 DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -59,8 +50,8 @@ SESSIONS_CLOSED = Counter(
 )
 COMMANDS = Counter(
     "codebeaker_commands",
-    "Commands and cells answered, by type and outcome (ok, failed, timeout, cancelled, or "
-    "the error kind).",
+    "Commands and cells answered, by type and outcome: ok, timeout, cancelled, or the "
+    "error kind (nonzero_exit, file_not_found, agent_lost …); cells: ok, error, timeout.",
     ["type", "outcome"],
 )
 COMMAND_SECONDS = Histogram(
@@ -99,6 +90,27 @@ def close_reason(reason: str) -> str:
     if reason.startswith("server"):
         return "shutdown"
     return "gone"
+
+
+def count_command(kind: str, outcome: CommandOutcome) -> None:
+    """One command answered: its outcome label, and its time (queueing excluded)."""
+    result = outcome.result
+    if isinstance(result, ShellResult) and result.cancelled:
+        label = "cancelled"
+    elif isinstance(result, ShellResult) and result.timed_out:
+        label = "timeout"
+    elif outcome.error is not None:
+        label = outcome.error.partition(":")[0]
+    else:
+        label = "ok" if outcome.success else "failed"
+    kind = "execute_shell" if kind == "shell" else kind  # one label for the two spellings
+    COMMANDS.labels(type=kind, outcome=label).inc()
+    COMMAND_SECONDS.labels(type=kind).observe(outcome.duration_ms / 1000)
+
+
+def count_cell(status: str, seconds: float) -> None:
+    COMMANDS.labels(type="run_code", outcome=status).inc()
+    COMMAND_SECONDS.labels(type="run_code").observe(seconds)
 
 
 @dataclass(frozen=True)
@@ -144,37 +156,3 @@ class StateCollector(Collector):
         for queue, waiting in self._state.queues():
             depth.add_metric([queue], waiting)
         yield depth
-
-
-def metrics_endpoint(key: str | None) -> Callable[[Request], Response]:
-    """``GET /metrics``: open like ``/health`` (scrapers are operators, not tenants), or
-    behind ``Authorization: Bearer <key>`` when ``CODEBEAKER_METRICS_KEY`` is set."""
-
-    def metrics(request: Request) -> Response:
-        if key is not None:
-            offered = request.headers.get("authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(offered.encode(), key.encode()):
-                return Response("metrics key required\n", 401, media_type="text/plain")
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    return metrics
-
-
-class ConnectionGauge:
-    """ASGI middleware: every WebSocket and HTTP request in ``CONNECTIONS`` while it lasts,
-    labelled by the door its path belongs to."""
-
-    def __init__(self, app: ASGIApp, doors: Callable[[str, str], str]) -> None:
-        self.app = app
-        self._doors = doors
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        gauge = CONNECTIONS.labels(door=self._doors(scope["type"], scope["path"]))
-        gauge.inc()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            gauge.dec()

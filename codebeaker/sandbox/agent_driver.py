@@ -21,6 +21,7 @@ from loguru import logger
 
 from codebeaker.constants import AGENT_PATH, AGENT_USER, EXIT_KILLED
 from codebeaker.exceptions import CommandFailedError, SandboxError
+from codebeaker.metrics import AGENT_RESTARTS
 from codebeaker.sandbox.docker import AttachedExec, DockerBackend
 from codebeaker.sandbox.driver import (
     CellRequest,
@@ -161,6 +162,7 @@ class AgentDriver(Driver):
             if self._link is not None and not self._link.closed:
                 return self._link
             if self._link is not None:
+                AGENT_RESTARTS.inc()
                 logger.warning(
                     "agent in {} ended ({}); starting a new one",
                     self.container_id[:12],

@@ -28,6 +28,13 @@ from codebeaker.exceptions import (
     SessionNotFoundError,
     SessionTerminatedError,
 )
+from codebeaker.metrics import (
+    SESSIONS_CLOSED,
+    SESSIONS_CREATED,
+    close_reason,
+    count_cell,
+    count_command,
+)
 from codebeaker.runtimes import Runtime
 from codebeaker.sandbox.driver import (
     CANCELLED,
@@ -81,6 +88,7 @@ class SessionManager:
         contexts = ContextRegistry(session_id, driver, self._settings, config.env)
         session = Session(session_id, runtime, config, driver, contexts)
         self._sessions[session_id] = session
+        SESSIONS_CREATED.labels(language=runtime.name, tenant=session.tenant).inc()
         if runtime.default_context and driver.hosts_contexts:
             contexts.default(WORKSPACE)
         logger.info(
@@ -129,6 +137,7 @@ class SessionManager:
                 io = CommandIO(session.config.env, on_output, stdin, job.cancel)
                 session.announce(_started(session_id, command, call_id))
                 outcome = await run_command(session.driver, command, self._settings, io)
+                count_command(command.type, outcome)
                 job.cancelled = isinstance(outcome.result, ShellResult) and outcome.result.cancelled
                 session.announce(_finished(session_id, command, call_id, outcome))
                 return outcome
@@ -244,6 +253,7 @@ class SessionManager:
                 raise
         duration_ms = round((time.monotonic() - started) * 1000)
         outcome = _code_result(session_id, context.id, result, duration_ms)
+        count_cell(outcome.status, duration_ms / 1000)
         session.announce(
             _event(
                 session_id,
@@ -279,6 +289,7 @@ class SessionManager:
         if session is None:
             raise SessionNotFoundError(session_id)
         session.transition(Lifecycle.CLOSING)
+        SESSIONS_CLOSED.labels(reason=close_reason(reason)).inc()
         _end_watches(session, reason)
         session.contexts.abandon()
         try:
@@ -317,6 +328,7 @@ class SessionManager:
         if self._sessions.pop(session.id, None) is None:
             return
         session.transition(Lifecycle.CLOSING)
+        SESSIONS_CLOSED.labels(reason="gone").inc()
         _end_watches(session, reason)
         session.contexts.abandon()
         if remember:

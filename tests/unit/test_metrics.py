@@ -10,13 +10,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from codebeaker.metrics import (
-    ConnectionGauge,
-    ServiceState,
-    StateCollector,
-    close_reason,
-    metrics_endpoint,
-)
+from codebeaker.metrics import ServiceState, StateCollector, close_reason
+from codebeaker.rest.scrape import ConnectionGauge, metrics_endpoint
 
 
 @pytest.mark.parametrize(
