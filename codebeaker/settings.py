@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     """When set, clients must send it as ``Authorization: Bearer …``, ``X-API-Key`` or
     ``?apiKey=``."""
 
+    # Tenants
+    api_keys_file: Path | None = None
+    """JSON list of tenants, each with the SHA-256 of its key and optional quotas
+    (``maxSessions``, ``maxConcurrentRuns``, ``requestsPerSecond``); read at start-up."""
+    audit_log: Path | None = None
+    """JSON lines, one per request (tenant, method, session, outcome; never content);
+    unset: no audit log."""
+
     # Docker
     docker_url: str | None = None
     """Engine address (``unix:///var/run/docker.sock``, ``tcp://…``); unset means DOCKER_HOST."""

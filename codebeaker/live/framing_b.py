@@ -36,6 +36,8 @@ async def pending_run_socket(websocket: WebSocket) -> None:
 
 
 class PendingRunSocket(LiveSocket):
+    ROUTE = "/ws/session/{sessionId}"
+
     # RunListener (with LiveSocket.output)
     def compiled(self, result: CompileResult) -> None:
         if result.stdout or result.stderr:
@@ -46,7 +48,7 @@ class PendingRunSocket(LiveSocket):
 
     async def serve(self, spec: LiveSpec) -> None:
         try:
-            if not self.begin(lambda: self.service.start_run(spec, self)):
+            if not self.begin(lambda: self.service.start_run(spec, self), spec.runtime.name):
                 await self.close()
                 return
             while (text := await self.receive_text()) is not None:
