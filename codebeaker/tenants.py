@@ -59,17 +59,17 @@ def key_digest(key: str) -> bytes:
 class TokenBucket:
     """``rate`` requests a second on average, bursts of up to ``burst`` (at least one)."""
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    def __init__(self, rate: float, burst: float | None = None, now: float | None = None) -> None:
         self.rate = rate
         self.burst = max(1.0, rate if burst is None else burst)
         self._tokens = self.burst
-        self._stamp = time.monotonic()
+        self._stamp = time.monotonic() if now is None else now
 
     def take(self, now: float | None = None) -> float:
         """Take one token: 0 when admitted, else the seconds until one will be there."""
         now = time.monotonic() if now is None else now
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._stamp) * self.rate)
+        self._stamp = max(now, self._stamp)
         if self._tokens >= 1:
             self._tokens -= 1
             return 0.0

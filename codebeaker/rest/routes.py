@@ -148,7 +148,7 @@ async def execute_async(request: Request, service: Service) -> Response:
     "/api/v1/executions/{executionId}",
     "/api/execute/status/{executionId}",
     response_model=ExecutionRecord,
-    responses=problems(401, 404, 422, 500),
+    responses=problems(401, 404, 422, 429, 500),
 )
 async def execution(execution_id: ExecutionId, service: Service) -> Response:
     return wire_response(await service.execution(execution_id))
@@ -157,13 +157,15 @@ async def execution(execution_id: ExecutionId, service: Service) -> Response:
 @router.delete(
     "/api/v1/executions/{executionId}",
     response_model=ExecutionRecord,
-    responses=problems(401, 404, 409, 422, 500),
+    responses=problems(401, 404, 409, 422, 429, 500),
 )
 async def cancel_execution(execution_id: ExecutionId, service: Service) -> Response:
     return wire_response(await service.cancel_execution(execution_id))
 
 
-@router.get("/api/v1/executions", response_model=ExecutionList, responses=problems(401, 422, 500))
+@router.get(
+    "/api/v1/executions", response_model=ExecutionList, responses=problems(401, 422, 429, 500)
+)
 async def executions(
     service: Service,
     status: ExecutionStatus | None = None,
@@ -190,7 +192,7 @@ async def create_session(request: Request, service: Service, tenant: Caller) -> 
     return wire_response(info, 201, Location=SESSION_URL.format(info.session_id))
 
 
-@router.get("/api/v1/sessions", response_model=SessionList, responses=problems(401, 500))
+@router.get("/api/v1/sessions", response_model=SessionList, responses=problems(401, 429, 500))
 async def list_sessions(service: Service, tenant: Caller) -> Response:
     return wire_response(service.list_sessions(tenant=tenant))
 
@@ -198,7 +200,7 @@ async def list_sessions(service: Service, tenant: Caller) -> Response:
 @router.get(
     "/api/v1/sessions/{sessionId}",
     response_model=SessionSummary,
-    responses=problems(401, 404, 410, 422, 500),
+    responses=problems(401, 404, 410, 422, 429, 500),
 )
 async def get_session(session_id: SessionId, service: Service, tenant: Caller) -> Response:
     return wire_response(service.get_session(session_id, tenant=tenant))
@@ -208,7 +210,7 @@ async def get_session(session_id: SessionId, service: Service, tenant: Caller) -
     "/api/v1/sessions/{sessionId}/commands",
     response_model=CommandOutcome,
     openapi_extra=body_of("Command"),
-    responses=problems(400, 401, 404, 410, 413, 422, 500, 503),
+    responses=problems(400, 401, 404, 410, 413, 422, 429, 500, 503),
 )
 async def run_command(
     session_id: SessionId, request: Request, service: Service, tenant: Caller
@@ -224,7 +226,7 @@ async def run_command(
     "/api/v1/sessions/{sessionId}/cancel",
     response_model=CancelResult,
     openapi_extra=body_of("CancelBody", required=False),
-    responses=problems(400, 401, 404, 410, 413, 422, 500),
+    responses=problems(400, 401, 404, 410, 413, 422, 429, 500),
 )
 async def cancel(
     session_id: SessionId, request: Request, service: Service, tenant: Caller
@@ -243,7 +245,7 @@ async def cancel(
     openapi_extra={
         "requestBody": {"required": True, "content": {"*/*": {"schema": BINARY}}},
     },
-    responses=problems(401, 403, 404, 409, 410, 413, 422, 500, 503),
+    responses=problems(401, 403, 404, 409, 410, 413, 422, 429, 500, 503),
 )
 async def upload(
     session_id: SessionId, path: FilePath, request: Request, service: Service, tenant: Caller
@@ -261,7 +263,7 @@ async def upload(
             "description": "The file's bytes",
             "content": {"application/octet-stream": {"schema": BINARY}},
         },
-        **problems(401, 403, 404, 409, 410, 413, 422, 500, 503),
+        **problems(401, 403, 404, 409, 410, 413, 422, 429, 500, 503),
     },
 )
 async def download(
@@ -275,7 +277,7 @@ async def download(
 @router.delete(
     "/api/v1/sessions/{sessionId}",
     response_model=CloseResult,
-    responses=problems(401, 404, 410, 422, 500, 503),
+    responses=problems(401, 404, 410, 422, 429, 500, 503),
 )
 async def close_session(session_id: SessionId, service: Service, tenant: Caller) -> Response:
     return wire_response(await service.close_session(session_id, tenant=tenant))
