@@ -369,18 +369,18 @@ class SandboxService:
         with self._tenant_runs.hold(tenant):
             return await self._runner.run(self._spec(request))
 
-    async def submit(self, request: RunRequest) -> ExecutionRecord:
-        """Queue a run; its record can be read (and the run cancelled) by id."""
-        return await self._executions.submit(request)
+    async def submit(self, request: RunRequest, *, tenant: Tenant) -> ExecutionRecord:
+        """Queue a run; its record can be read (and the run cancelled) by id, by its tenant."""
+        return await self._executions.submit(request, tenant.name)
 
-    async def execution(self, execution_id: str) -> ExecutionRecord:
-        return await self._executions.get(execution_id)
+    async def execution(self, execution_id: str, *, tenant: Tenant) -> ExecutionRecord:
+        return await self._executions.get(execution_id, tenant.name)
 
-    async def executions(self, query: ExecutionQuery) -> ExecutionList:
-        return await self._executions.list(query)
+    async def executions(self, query: ExecutionQuery, *, tenant: Tenant) -> ExecutionList:
+        return await self._executions.list(query, tenant.name)
 
-    async def cancel_execution(self, execution_id: str) -> ExecutionRecord:
-        return await self._executions.cancel(execution_id)
+    async def cancel_execution(self, execution_id: str, *, tenant: Tenant) -> ExecutionRecord:
+        return await self._executions.cancel(execution_id, tenant.name)
 
     # ------------------------------------------------------------------ interactive runs
 

@@ -136,8 +136,10 @@ async def execute(request: Request, service: Service, tenant: Caller) -> Respons
     openapi_extra=body_of("RunRequest"),
     responses={202: LOCATED, **problems(400, 401, 413, 422, 429, 500, 503)},
 )
-async def execute_async(request: Request, service: Service) -> Response:
-    record = await service.submit(await _body(request, service, RunRequest))
+async def execute_async(request: Request, service: Service, tenant: Caller) -> Response:
+    run = await _body(request, service, RunRequest)
+    audit_note(request, command=run.language)
+    record = await service.submit(run, tenant=tenant)
     url = EXECUTION_URL.format(record.execution_id)
     accepted = ExecutionAccepted(execution_id=record.execution_id, status_url=url)
     return wire_response(accepted, 202, Location=url)
@@ -150,8 +152,8 @@ async def execute_async(request: Request, service: Service) -> Response:
     response_model=ExecutionRecord,
     responses=problems(401, 404, 422, 429, 500),
 )
-async def execution(execution_id: ExecutionId, service: Service) -> Response:
-    return wire_response(await service.execution(execution_id))
+async def execution(execution_id: ExecutionId, service: Service, tenant: Caller) -> Response:
+    return wire_response(await service.execution(execution_id, tenant=tenant))
 
 
 @router.delete(
@@ -159,8 +161,8 @@ async def execution(execution_id: ExecutionId, service: Service) -> Response:
     response_model=ExecutionRecord,
     responses=problems(401, 404, 409, 422, 429, 500),
 )
-async def cancel_execution(execution_id: ExecutionId, service: Service) -> Response:
-    return wire_response(await service.cancel_execution(execution_id))
+async def cancel_execution(execution_id: ExecutionId, service: Service, tenant: Caller) -> Response:
+    return wire_response(await service.cancel_execution(execution_id, tenant=tenant))
 
 
 @router.get(
@@ -168,11 +170,13 @@ async def cancel_execution(execution_id: ExecutionId, service: Service) -> Respo
 )
 async def executions(
     service: Service,
+    tenant: Caller,
     status: ExecutionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     # Separate parameters, not a query model: other parameters (``apiKey``) must pass.
-    return wire_response(await service.executions(ExecutionQuery(status=status, limit=limit)))
+    query = ExecutionQuery(status=status, limit=limit)
+    return wire_response(await service.executions(query, tenant=tenant))
 
 
 # ------------------------------------------------------------------------------- sessions

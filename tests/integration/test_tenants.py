@@ -427,3 +427,22 @@ async def test_serving_beyond_loopback_without_a_key_warns(docker: aiodocker.Doc
         assert "serving on '0.0.0.0', beyond loopback, without an API key" in server.log()
     finally:
         await stop_and_check(docker, server)
+
+
+async def test_asynchronous_executions_are_the_submitting_tenants(keyed: Keyed) -> None:
+    alice, bob = keyed.rest_as("alice"), keyed.rest_as("bob")
+    try:
+        execution_id = await alice.submit(f"print({SECRET!r})")
+        url = f"/api/v1/executions/{execution_id}"
+        await bob.problem("GET", url, 404, "execution_not_found")
+        await bob.problem("GET", f"/api/execute/status/{execution_id}", 404, "execution_not_found")
+        await bob.problem("DELETE", url, 404, "execution_not_found")
+        listed = await bob.json("GET", "/api/v1/executions")
+        assert execution_id not in {row["executionId"] for row in listed["executions"]}
+        record = await alice.wait_for(execution_id)
+        assert record["result"]["stdout"] == f"{SECRET}\n"
+        listed = await alice.json("GET", "/api/v1/executions")
+        assert execution_id in {row["executionId"] for row in listed["executions"]}
+    finally:
+        await alice.aclose()
+        await bob.aclose()
