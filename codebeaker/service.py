@@ -390,14 +390,16 @@ class SandboxService:
         spec = request if isinstance(request, LiveSpec) else self._live_spec(request)
         return self._interactive.start(spec, listener)
 
-    def create_pending_run(self, request: PendingRunRequest) -> PendingRunCreated:
+    def create_pending_run(
+        self, request: PendingRunRequest, *, tenant: Tenant
+    ) -> PendingRunCreated:
         """Framing B: validate now, run when a socket claims the id."""
         stdin = (request.stdin or "").encode("utf-8", errors="surrogatepass")
         spec = LiveSpec.of(self.runtimes.get(request.language), request.code, stdin)
-        return PendingRunCreated(session_id=self._pending.add(spec))
+        return PendingRunCreated(session_id=self._pending.add(spec, tenant.name))
 
-    def claim_pending_run(self, run_id: str) -> LiveSpec:
-        return self._pending.claim(run_id)
+    def claim_pending_run(self, run_id: str, *, tenant: Tenant) -> LiveSpec:
+        return self._pending.claim(run_id, tenant.name)
 
     def _live_spec(self, message: CodeMessage) -> LiveSpec:
         runtime = self.runtimes.get(message.language)

@@ -297,7 +297,10 @@ async def close_session(session_id: SessionId, service: Service, tenant: Caller)
     openapi_extra=body_of("PendingRunRequest"),
     responses=problems(400, 401, 413, 422, 429, 500),
 )
-async def create_pending_run(request: Request, service: Service) -> Response:
-    """Framing B (RUN.md): the run starts when ``/ws/session/{sessionId}`` connects."""
-    created = service.create_pending_run(await _body(request, service, PendingRunRequest))
+async def create_pending_run(request: Request, service: Service, tenant: Caller) -> Response:
+    """Framing B (RUN.md): the run starts when ``/ws/session/{sessionId}`` connects with
+    the same key."""
+    body = await _body(request, service, PendingRunRequest)
+    audit_note(request, command=body.language)
+    created = service.create_pending_run(body, tenant=tenant)
     return wire_response(created, 201)

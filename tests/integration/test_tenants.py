@@ -24,9 +24,11 @@ import aiodocker
 import pytest
 from codebeaker_client import AsyncCodeBeaker
 from codebeaker_client.errors import LimitExceeded
+from websockets.exceptions import InvalidStatus
 
 from .client import RpcClient
 from .conftest import ServerProcess, free_port, http_get, stop_and_check, wait_until
+from .live import LiveClient
 from .rest import Rest, serving
 
 SECRET = f"s3cret-{secrets.token_hex(8)}"
@@ -446,3 +448,32 @@ async def test_asynchronous_executions_are_the_submitting_tenants(keyed: Keyed) 
     finally:
         await alice.aclose()
         await bob.aclose()
+
+
+async def test_a_pending_run_is_claimed_only_with_the_key_that_posted_it(keyed: Keyed) -> None:
+    alice = keyed.rest_as("alice")
+    try:
+        created = await alice.json(
+            "POST", "/session", expect=201, json={"language": "python", "code": "print(6 * 7)"}
+        )
+    finally:
+        await alice.aclose()
+    url = f"{keyed.server.url}/ws/session/{created['sessionId']}"
+    with pytest.raises(InvalidStatus) as refused:
+        await LiveClient.open(f"{url}?apiKey={KEYS['bob']}")
+    assert refused.value.response.status_code == 404
+    client = await LiveClient.open(f"{url}?apiKey={KEYS['alice']}")  # still there for alice
+    try:
+        await client.until_closed()
+    finally:
+        await client.close()
+    assert client.text() == "42\n"
+    assert client.messages[-1] == {"type": "exit", "code": 0}
+
+    async def run_is_logged() -> bool:
+        return any(
+            line["door"] == "live" and line["tenant"] == "alice" and line["command"] == "python"
+            for line in keyed.audit_lines()
+        )
+
+    assert await wait_until(run_is_logged, 10, 0.2)
