@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from codebeaker.audit import AUDIT
 from codebeaker.errors import describe
 from codebeaker.exceptions import CodeBeakerError, LimitExceededError, UnauthorizedError
-from codebeaker.tenants import CURRENT_TENANT, LOCAL, Tenant, Tenants
+from codebeaker.tenants import ANONYMOUS, CURRENT_TENANT, LOCAL, Tenant, Tenants
 
 __all__ = ["POLICY_VIOLATION", "ApiKeyMiddleware", "offered_key", "tenant_of"]
 
@@ -82,7 +82,7 @@ class ApiKeyMiddleware:
             return
         tenant = self._tenants.resolve(offered_key(scope))
         if tenant is None and self._open(scope):
-            tenant = LOCAL  # an open path needs no key; it names no one's sessions
+            tenant = ANONYMOUS  # an open path needs no key; it names no one's sessions
         if tenant is None:
             await self._refuse(scope, receive, send, REFUSED, None)
             return

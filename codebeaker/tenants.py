@@ -32,6 +32,7 @@ from codebeaker.constants import LOCAL_TENANT
 from codebeaker.exceptions import LimitExceededError
 
 __all__ = [
+    "ANONYMOUS",
     "CURRENT_TENANT",
     "LOCAL",
     "RUN_RETRY_SECONDS",
@@ -102,6 +103,9 @@ class Tenant:
 
 LOCAL = Tenant(LOCAL_TENANT)
 """The tenant of a server without keys, and of the single ``CODEBEAKER_API_KEY``."""
+ANONYMOUS = Tenant("(anonymous)")
+"""A keyed server's caller without a key, on the open paths: owns nothing (no keys-file
+name can be this one)."""
 
 CURRENT_TENANT: ContextVar[Tenant] = ContextVar("codebeaker_tenant", default=LOCAL)
 """The tenant of the request being served, set by the auth middleware for every door (it
