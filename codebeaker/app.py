@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from loguru import logger
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 
 from codebeaker import __version__, playground
 from codebeaker.api.live import ErrorMessage
 from codebeaker.api.wire import dumps
+from codebeaker.audit import AUDIT
 from codebeaker.auth import ApiKeyMiddleware
 from codebeaker.errors import error_text
 from codebeaker.exceptions import UnauthorizedError
@@ -22,6 +24,7 @@ from codebeaker.rest.routes import router
 from codebeaker.rest.scrape import ConnectionGauge, metrics_endpoint
 from codebeaker.service import SandboxService
 from codebeaker.settings import Settings, get_settings
+from codebeaker.tenants import Tenants, exposure_warning
 from codebeaker.transport import jsonrpc_socket, refusal_frame
 
 __all__ = ["create_app"]
@@ -51,15 +54,23 @@ def socket_refusal(exc: UnauthorizedError, path: str) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    tenants = Tenants.configure(settings.api_key, settings.api_keys_file)
+    if warning := exposure_warning(settings.host, tenants):
+        logger.warning(warning)
     service = SandboxService(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.start()
+        if settings.audit_log is not None:
+            AUDIT.open(settings.audit_log)
         try:
-            yield
+            await service.start()
+            try:
+                yield
+            finally:
+                await service.close()
         finally:
-            await service.close()
+            AUDIT.close()
 
     app = FastAPI(
         title="CodeBeaker",
@@ -82,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(
         ApiKeyMiddleware,
-        api_key=settings.api_key,
+        tenants=tenants,
         refuse_http=problem_response,
         refuse_socket=socket_refusal,
         open_paths=OPEN_PATHS,

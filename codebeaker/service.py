@@ -2,7 +2,9 @@
 
 JSON-RPC methods, REST routes and (later) the browser runner, SDK and MCP server take the
 request models of ``codebeaker.api`` and hand them here; what comes back is a result model.
-Nothing in this module knows of frames, routes or status codes.
+Nothing in this module knows of frames, routes or status codes. Every call about sessions
+names its caller's ``Tenant``: a session is found only by the tenant that created it, and
+the tenant's quotas (``maxSessions``, ``maxConcurrentRuns``) are kept here.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ from codebeaker.sessions import (
 )
 from codebeaker.sessions.contexts import display_data
 from codebeaker.settings import Settings
+from codebeaker.tenants import Tenant, TenantRuns
 
 __all__ = ["SandboxService"]
 
@@ -96,6 +99,8 @@ class SandboxService:
             DockerBackend(settings.docker_url), settings, runtimes
         )
         self._sessions = SessionManager(self._sandboxes, settings)
+        self._tenant_runs = TenantRuns()
+        """Commands, cells and one-shot runs each tenant has queued or running."""
         self._runner = OneShotRunner(self._sandboxes, settings)
         self._executions = ExecutionQueue(
             ExecutionStore(settings.database_path), self._runner, settings, self._spec
@@ -105,7 +110,7 @@ class SandboxService:
         self._collector = StateCollector(
             ServiceState(
                 sessions=lambda: [
-                    (session.runtime.name, session.tenant) for session in self._sessions.list()
+                    (session.runtime.name, session.tenant) for session in self._sessions
                 ],
                 pools=lambda: [
                     (language, pool.ready, pool.size)
@@ -192,7 +197,7 @@ class SandboxService:
 
     # ------------------------------------------------------------------ sessions
 
-    async def create_session(self, request: CreateSessionRequest) -> SessionInfo:
+    async def create_session(self, request: CreateSessionRequest, *, tenant: Tenant) -> SessionInfo:
         settings = self.settings
         runtime = self.runtimes.get(request.language)
         config = SessionConfig(
@@ -204,39 +209,49 @@ class SandboxService:
             cpu_limit=request.cpu_limit or settings.default_cpu_limit,
             env=request.env,
         )
-        session = await self._sessions.create(runtime, config)
+        session = await self._sessions.create(runtime, config, tenant)
         return session.describe()
 
-    def get_session(self, session_id: str) -> SessionSummary:
-        return self._sessions.get(session_id).summary()
+    def get_session(self, session_id: str, *, tenant: Tenant) -> SessionSummary:
+        return self._sessions.get(session_id, tenant.name).summary()
 
-    def list_sessions(self) -> SessionList:
-        sessions = [session.summary() for session in self._sessions.list()]
+    def list_sessions(self, *, tenant: Tenant) -> SessionList:
+        sessions = [session.summary() for session in self._sessions.list(tenant.name)]
         return SessionList(count=len(sessions), sessions=sessions)
 
-    async def close_session(self, session_id: str) -> CloseResult:
-        await self._sessions.close(session_id)
+    async def close_session(self, session_id: str, *, tenant: Tenant) -> CloseResult:
+        await self._sessions.close(session_id, tenant=tenant.name)
         return CloseResult(session_id=session_id)
 
     async def execute(
-        self, request: ExecuteRequest, on_output: OutputSink | None = None, call_id: Any = None
+        self,
+        request: ExecuteRequest,
+        on_output: OutputSink | None = None,
+        call_id: Any = None,
+        *,
+        tenant: Tenant,
     ) -> CommandOutcome:
         """Run one command; when ``request.streams``, output goes to ``on_output`` as it
         arrives and the program's stdin stays open for ``send_input``. ``call_id`` names
         the call to the session's watchers."""
         streams = request.streams
-        return await self._sessions.execute(
-            request.session_id,
-            request.command,
-            on_output=on_output if streams else None,
-            interactive=streams,
-            call_id=call_id,
-        )
+        self._sessions.get(request.session_id, tenant.name)  # not found before over quota
+        with self._tenant_runs.hold(tenant):
+            return await self._sessions.execute(
+                request.session_id,
+                request.command,
+                on_output=on_output if streams else None,
+                interactive=streams,
+                call_id=call_id,
+                tenant=tenant.name,
+            )
 
-    def watch(self, request: SessionRef, observer: SessionObserver) -> WatchResult:
+    def watch(
+        self, request: SessionRef, observer: SessionObserver, *, tenant: Tenant
+    ) -> WatchResult:
         """``observer`` hears what the session does until it is closed or unwatched;
         watching gives no right to do anything on the session."""
-        self._sessions.watch(request.session_id, observer)
+        self._sessions.watch(request.session_id, observer, tenant.name)
         return WatchResult(session_id=request.session_id, watching=True)
 
     def unwatch(self, request: SessionRef, observer: SessionObserver) -> WatchResult:
@@ -244,34 +259,40 @@ class SandboxService:
         self._sessions.unwatch(request.session_id, observer)
         return WatchResult(session_id=request.session_id, watching=False)
 
-    def send_input(self, request: InputRequest) -> InputResult:
+    def send_input(self, request: InputRequest, *, tenant: Tenant) -> InputResult:
         """To the stdin of the call ``request.request_id`` names, or else of the session's
         oldest streamed command or cell whose stdin is open."""
         data = request.data.encode("utf-8", errors="surrogatepass")
-        self._sessions.send_input(request.session_id, data, request.eof, request.request_id)
+        self._sessions.send_input(
+            request.session_id, data, request.eof, request.request_id, tenant=tenant.name
+        )
         return InputResult(session_id=request.session_id, bytes=len(data), eof=request.eof)
 
-    async def cancel(self, request: CancelRequest) -> CancelResult:
+    async def cancel(self, request: CancelRequest, *, tenant: Tenant) -> CancelResult:
         """Stop the call ``request.request_id`` names (running or queued), or every command
         and cell of the session running now; answers once they ended. Each stopped call
         answers for itself, marked cancelled."""
-        cancelled = await self._sessions.cancel(request.session_id, request.request_id)
+        cancelled = await self._sessions.cancel(
+            request.session_id, request.request_id, tenant=tenant.name
+        )
         return CancelResult(session_id=request.session_id, cancelled=cancelled)
 
-    async def write_file(self, session_id: str, path: str, data: bytes) -> WriteFileResult:
+    async def write_file(
+        self, session_id: str, path: str, data: bytes, *, tenant: Tenant
+    ) -> WriteFileResult:
         """Create or replace a file with raw bytes; a refusal raises ``CommandFailedError``."""
         content = base64.b64encode(data).decode("ascii")
         fields = {"type": "write_file", "path": path, "content": content, "encoding": "base64"}
         command = parse(WriteFile, fields, self.settings)  # the path comes from a client
-        result = await self._file_command(session_id, command)
+        result = await self._file_command(session_id, command, tenant)
         assert isinstance(result, WriteFileResult)
         return result
 
-    async def read_file(self, session_id: str, path: str) -> bytes:
+    async def read_file(self, session_id: str, path: str, *, tenant: Tenant) -> bytes:
         """A whole file's bytes; one over the read limit is ``file_too_large``, never cut."""
         fields = {"type": "read_file", "path": path, "encoding": "base64"}
         command = parse(ReadFile, fields, self.settings)  # the path comes from a client
-        result = await self._file_command(session_id, command)
+        result = await self._file_command(session_id, command, tenant)
         assert isinstance(result, ReadFileResult)
         if result.truncated:
             limit = self.settings.read_file_limit_bytes
@@ -281,9 +302,11 @@ class SandboxService:
         return base64.b64decode(result.content)
 
     async def _file_command(
-        self, session_id: str, command: WriteFile | ReadFile
+        self, session_id: str, command: WriteFile | ReadFile, tenant: Tenant
     ) -> WriteFileResult | ReadFileResult:
-        outcome = await self._sessions.execute(session_id, command)
+        outcome = await self.execute(
+            ExecuteRequest(session_id=session_id, command=command), tenant=tenant
+        )
         if outcome.error is not None:
             raise CommandFailedError.from_message(outcome.error)
         assert isinstance(outcome.result, WriteFileResult | ReadFileResult)
@@ -291,28 +314,30 @@ class SandboxService:
 
     # ------------------------------------------------------------------ code contexts
 
-    async def create_context(self, request: CreateContextRequest) -> ContextInfo:
-        context = await self._sessions.create_context(request.session_id, request.cwd, request.env)
+    async def create_context(self, request: CreateContextRequest, *, tenant: Tenant) -> ContextInfo:
+        context = await self._sessions.create_context(
+            request.session_id, request.cwd, request.env, tenant.name
+        )
         return context.info(request.session_id)
 
-    def list_contexts(self, request: SessionRef) -> ContextList:
-        contexts = self._sessions.contexts(request.session_id).list()
+    def list_contexts(self, request: SessionRef, *, tenant: Tenant) -> ContextList:
+        contexts = self._sessions.contexts(request.session_id, tenant.name).list()
         infos = [context.info(request.session_id) for context in contexts]
         return ContextList(session_id=request.session_id, count=len(infos), contexts=infos)
 
-    async def restart_context(self, request: ContextRef) -> ContextInfo:
-        contexts = self._sessions.contexts(request.session_id)
+    async def restart_context(self, request: ContextRef, *, tenant: Tenant) -> ContextInfo:
+        contexts = self._sessions.contexts(request.session_id, tenant.name)
         context = await contexts.restart(contexts.get(request.context_id))
         return context.info(request.session_id)
 
-    async def close_context(self, request: ContextRef) -> ContextClosed:
-        contexts = self._sessions.contexts(request.session_id)
+    async def close_context(self, request: ContextRef, *, tenant: Tenant) -> ContextClosed:
+        contexts = self._sessions.contexts(request.session_id, tenant.name)
         await contexts.close(contexts.get(request.context_id))
         return ContextClosed(session_id=request.session_id, context_id=request.context_id)
 
-    async def interrupt(self, request: ContextRef) -> InterruptResult:
+    async def interrupt(self, request: ContextRef, *, tenant: Tenant) -> InterruptResult:
         """Interrupt the context's running cell (queued ones still run)."""
-        contexts = self._sessions.contexts(request.session_id)
+        contexts = self._sessions.contexts(request.session_id, tenant.name)
         interrupted = await contexts.interrupt(contexts.get(request.context_id))
         return InterruptResult(
             session_id=request.session_id,
@@ -326,6 +351,8 @@ class SandboxService:
         on_output: OutputSink | None = None,
         on_display: Callable[[DisplayData], None] | None = None,
         call_id: Any = None,
+        *,
+        tenant: Tenant,
     ) -> RunCodeResult:
         """One cell in a code context; when ``request.stream``, output goes to
         ``on_output`` and each displayed value to ``on_display`` as they come."""
@@ -336,13 +363,16 @@ class SandboxService:
             def display_sink(display: Display) -> None:
                 shown(display_data(display))
 
-        return await self._sessions.run_code(
-            request.session_id,
-            request,
-            on_output=on_output if request.stream else None,
-            on_display=display_sink,
-            call_id=call_id,
-        )
+        self._sessions.get(request.session_id, tenant.name)  # not found before over quota
+        with self._tenant_runs.hold(tenant):
+            return await self._sessions.run_code(
+                request.session_id,
+                request,
+                on_output=on_output if request.stream else None,
+                on_display=display_sink,
+                call_id=call_id,
+                tenant=tenant.name,
+            )
 
     # ------------------------------------------------------------------ one-shot runs
 
@@ -356,21 +386,22 @@ class SandboxService:
             memory_mb=request.memory_limit_mb or settings.default_memory_mb,
         )
 
-    async def run(self, request: RunRequest) -> RunResult:
-        return await self._runner.run(self._spec(request))
+    async def run(self, request: RunRequest, *, tenant: Tenant) -> RunResult:
+        with self._tenant_runs.hold(tenant):
+            return await self._runner.run(self._spec(request))
 
-    async def submit(self, request: RunRequest) -> ExecutionRecord:
-        """Queue a run; its record can be read (and the run cancelled) by id."""
-        return await self._executions.submit(request)
+    async def submit(self, request: RunRequest, *, tenant: Tenant) -> ExecutionRecord:
+        """Queue a run; its record can be read (and the run cancelled) by id, by its tenant."""
+        return await self._executions.submit(request, tenant.name)
 
-    async def execution(self, execution_id: str) -> ExecutionRecord:
-        return await self._executions.get(execution_id)
+    async def execution(self, execution_id: str, *, tenant: Tenant) -> ExecutionRecord:
+        return await self._executions.get(execution_id, tenant.name)
 
-    async def executions(self, query: ExecutionQuery) -> ExecutionList:
-        return await self._executions.list(query)
+    async def executions(self, query: ExecutionQuery, *, tenant: Tenant) -> ExecutionList:
+        return await self._executions.list(query, tenant.name)
 
-    async def cancel_execution(self, execution_id: str) -> ExecutionRecord:
-        return await self._executions.cancel(execution_id)
+    async def cancel_execution(self, execution_id: str, *, tenant: Tenant) -> ExecutionRecord:
+        return await self._executions.cancel(execution_id, tenant.name)
 
     # ------------------------------------------------------------------ interactive runs
 
@@ -380,14 +411,16 @@ class SandboxService:
         spec = request if isinstance(request, LiveSpec) else self._live_spec(request)
         return self._interactive.start(spec, listener)
 
-    def create_pending_run(self, request: PendingRunRequest) -> PendingRunCreated:
+    def create_pending_run(
+        self, request: PendingRunRequest, *, tenant: Tenant
+    ) -> PendingRunCreated:
         """Framing B: validate now, run when a socket claims the id."""
         stdin = (request.stdin or "").encode("utf-8", errors="surrogatepass")
         spec = LiveSpec.of(self.runtimes.get(request.language), request.code, stdin)
-        return PendingRunCreated(session_id=self._pending.add(spec))
+        return PendingRunCreated(session_id=self._pending.add(spec, tenant.name))
 
-    def claim_pending_run(self, run_id: str) -> LiveSpec:
-        return self._pending.claim(run_id)
+    def claim_pending_run(self, run_id: str, *, tenant: Tenant) -> LiveSpec:
+        return self._pending.claim(run_id, tenant.name)
 
     def _live_spec(self, message: CodeMessage) -> LiveSpec:
         runtime = self.runtimes.get(message.language)

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     """When set, ``GET /metrics`` wants ``Authorization: Bearer <metrics_key>``; unset, it is
     open like ``/health`` (it names tenants and counts, never content)."""
 
+    # Tenants
+    api_keys_file: Path | None = None
+    """JSON list of tenants, each with the SHA-256 of its key and optional quotas
+    (``maxSessions``, ``maxConcurrentRuns``, ``requestsPerSecond``); read at start-up."""
+    audit_log: Path | None = None
+    """JSON lines, one per request (tenant, method, session, outcome; never content);
+    unset: no audit log."""
+
     # Docker
     docker_url: str | None = None
     """Engine address (``unix:///var/run/docker.sock``, ``tcp://…``); unset means DOCKER_HOST."""

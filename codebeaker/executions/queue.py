@@ -25,6 +25,7 @@ from codebeaker_client.models import (
 from loguru import logger
 
 from codebeaker.api.wire import parse
+from codebeaker.constants import LOCAL_TENANT
 from codebeaker.errors import describe
 from codebeaker.exceptions import (
     ExecutionFinishedError,
@@ -82,7 +83,7 @@ class ExecutionQueue:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._store.close()
 
-    async def submit(self, request: RunRequest) -> ExecutionRecord:
+    async def submit(self, request: RunRequest, tenant: str = LOCAL_TENANT) -> ExecutionRecord:
         spec = self._resolve(request)  # an unknown language is refused now, not later
         maximum = self._settings.max_queued_executions
         if len(self._tasks) + self._admitting >= maximum:
@@ -94,32 +95,35 @@ class ExecutionQueue:
         self._admitting += 1
         try:
             execution_id = secrets.token_urlsafe(16)
-            record = await self._store.add(execution_id, spec.runtime.name, request)
+            record = await self._store.add(execution_id, spec.runtime.name, request, tenant)
             self._spawn(execution_id)
         finally:
             self._admitting -= 1
         return record
 
-    async def get(self, execution_id: str) -> ExecutionRecord:
-        record = await self._store.get(execution_id)
+    async def get(self, execution_id: str, tenant: str = LOCAL_TENANT) -> ExecutionRecord:
+        """The record, if ``tenant`` submitted it: another tenant's is not found."""
+        record = await self._store.get(execution_id, tenant)
         if record is None:
             raise ExecutionNotFoundError(execution_id)
         return record
 
-    async def list(self, query: ExecutionQuery) -> ExecutionList:
-        return ExecutionList(executions=await self._store.select(query.status, query.limit))
+    async def list(self, query: ExecutionQuery, tenant: str = LOCAL_TENANT) -> ExecutionList:
+        selected = await self._store.select(query.status, query.limit, tenant)
+        return ExecutionList(executions=selected)
 
-    async def cancel(self, execution_id: str) -> ExecutionRecord:
+    async def cancel(self, execution_id: str, tenant: str = LOCAL_TENANT) -> ExecutionRecord:
         """Queued: it never runs. Running: killed, its slot free before we answer."""
+        await self.get(execution_id, tenant)  # unknown or another tenant's: not found
         if not await self._store.finish(execution_id, "cancelled"):
-            record = await self.get(execution_id)  # unknown: not found
+            record = await self.get(execution_id, tenant)
             raise ExecutionFinishedError(execution_id, record.status)
         task = self._tasks.get(execution_id)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        return await self.get(execution_id)
+        return await self.get(execution_id, tenant)
 
     async def prune(self) -> int:
         if not self._store.is_open:  # the housekeeping tick raced shutdown

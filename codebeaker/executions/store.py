@@ -23,6 +23,8 @@ from codebeaker_client.models import (
     RunResult,
 )
 
+from codebeaker.constants import LOCAL_TENANT
+
 __all__ = ["ExecutionStore", "StoreInUseError"]
 
 PRAGMAS = (
@@ -47,6 +49,8 @@ CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status, created_a
 CREATE INDEX IF NOT EXISTS executions_by_finish ON executions (finished_at);
 """
 SUMMARY = "id, status, language, created_at, started_at, finished_at, error"
+TENANT_COLUMN = f"ALTER TABLE executions ADD COLUMN tenant TEXT NOT NULL DEFAULT '{LOCAL_TENANT}'"
+"""Whose execution it is; records from before tenants were the local tenant's."""
 
 
 class StoreInUseError(RuntimeError):
@@ -93,6 +97,9 @@ class ExecutionStore:
             for pragma in PRAGMAS:
                 await db.execute(pragma)
             await db.executescript(SCHEMA)  # takes the exclusive lock
+            columns = await db.execute_fetchall("PRAGMA table_info(executions)")
+            if "tenant" not in {column[1] for column in columns}:
+                await db.execute(TENANT_COLUMN)
             await db.commit()
         except sqlite3.OperationalError as exc:
             await db.close()
@@ -107,22 +114,26 @@ class ExecutionStore:
             await self._db.close()
             self._db = None
 
-    async def add(self, execution_id: str, language: str, request: RunRequest) -> ExecutionRecord:
+    async def add(
+        self, execution_id: str, language: str, request: RunRequest, tenant: str = LOCAL_TENANT
+    ) -> ExecutionRecord:
         now = datetime.now(UTC)
         await self.db.execute(
-            "INSERT INTO executions (id, status, language, request, created_at)"
-            " VALUES (?, 'queued', ?, ?, ?)",
-            (execution_id, language, request.model_dump_json(), now.timestamp()),
+            "INSERT INTO executions (id, status, language, request, created_at, tenant)"
+            " VALUES (?, 'queued', ?, ?, ?, ?)",
+            (execution_id, language, request.model_dump_json(), now.timestamp(), tenant),
         )
         await self.db.commit()
         return ExecutionRecord(
             execution_id=execution_id, status="queued", language=language, created_at=now
         )
 
-    async def get(self, execution_id: str) -> ExecutionRecord | None:
+    async def get(self, execution_id: str, tenant: str = LOCAL_TENANT) -> ExecutionRecord | None:
+        """The record, if ``tenant`` submitted it."""
         async with self.db.execute(
-            f"SELECT {SUMMARY}, result FROM executions WHERE id = ?",  # noqa: S608 - fixed
-            (execution_id,),
+            f"SELECT {SUMMARY}, result FROM executions"  # noqa: S608 - fixed columns
+            " WHERE id = ? AND tenant = ?",
+            (execution_id, tenant),
         ) as cursor:
             row = await cursor.fetchone()
         if row is None:
@@ -130,13 +141,15 @@ class ExecutionStore:
         result = None if row[7] is None else RunResult.model_validate_json(row[7])
         return ExecutionRecord(**dict(_summary(row)), result=result)
 
-    async def select(self, status: ExecutionStatus | None, limit: int) -> list[ExecutionSummary]:
-        """Newest first, without results (a list of outputs would be unbounded)."""
-        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+    async def select(
+        self, status: ExecutionStatus | None, limit: int, tenant: str = LOCAL_TENANT
+    ) -> list[ExecutionSummary]:
+        """The tenant's, newest first, without results (a list of outputs would be unbounded)."""
+        where, args = (" AND status = ?", [status]) if status else ("", [])
         async with self.db.execute(
-            f"SELECT {SUMMARY} FROM executions {where}"  # noqa: S608 - fixed columns
+            f"SELECT {SUMMARY} FROM executions WHERE tenant = ?{where}"  # noqa: S608 - fixed
             " ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            (*args, limit),
+            (tenant, *args, limit),
         ) as cursor:
             rows = await cursor.fetchall()
         return [_summary(row) for row in rows]

@@ -35,6 +35,8 @@ async def terminal_socket(websocket: WebSocket) -> None:
 class Terminal(LiveSocket):
     """One ``/ws`` connection: its messages in, its run's messages out."""
 
+    ROUTE = "/ws"
+
     # RunListener (with LiveSocket.output)
     def compiled(self, result: CompileResult) -> None:
         if result.exit_code == 0:
@@ -69,7 +71,7 @@ class Terminal(LiveSocket):
                 ErrorMessage(data="busy: a program already runs on this connection")
             )
             return
-        if not self.begin(lambda: self.service.start_run(message, self)):
+        if not self.begin(lambda: self.service.start_run(message, self), message.language):
             await self.close()
 
     def ending(self, end: RunEnd) -> ExitMessage:

@@ -13,7 +13,7 @@ from codebeaker_client.models import CompileResult
 from starlette.websockets import WebSocket
 
 from codebeaker.api.live import CodeMessage, ErrorMessage, ExitCodeMessage
-from codebeaker.auth import POLICY_VIOLATION
+from codebeaker.auth import POLICY_VIOLATION, tenant_of
 from codebeaker.exceptions import RunNotFoundError
 from codebeaker.live.socket import LiveSocket
 from codebeaker.rest.problems import problem_response
@@ -24,7 +24,9 @@ __all__ = ["pending_run_socket"]
 
 async def pending_run_socket(websocket: WebSocket) -> None:
     try:
-        spec = websocket.app.state.service.claim_pending_run(websocket.path_params["sessionId"])
+        spec = websocket.app.state.service.claim_pending_run(
+            websocket.path_params["sessionId"], tenant=tenant_of(websocket.scope)
+        )
     except RunNotFoundError as exc:
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
             await websocket.send_denial_response(problem_response(exc))
@@ -36,6 +38,8 @@ async def pending_run_socket(websocket: WebSocket) -> None:
 
 
 class PendingRunSocket(LiveSocket):
+    ROUTE = "/ws/session/{sessionId}"
+
     # RunListener (with LiveSocket.output)
     def compiled(self, result: CompileResult) -> None:
         if result.stdout or result.stderr:
@@ -46,7 +50,7 @@ class PendingRunSocket(LiveSocket):
 
     async def serve(self, spec: LiveSpec) -> None:
         try:
-            if not self.begin(lambda: self.service.start_run(spec, self)):
+            if not self.begin(lambda: self.service.start_run(spec, self), spec.runtime.name):
                 await self.close()
                 return
             while (text := await self.receive_text()) is not None:

@@ -1,10 +1,12 @@
 """What both interactive-run framings do with their socket: read text frames (with the idle
-limit), send through one ordered ``Outbox``, close once, and wait for their own tasks."""
+limit), charge each to the tenant's rate, send through one ordered ``Outbox``, close once,
+and wait for their own tasks. A run's start is one line of the audit log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -20,8 +22,9 @@ from codebeaker.api.live import (
     LiveMessage,
 )
 from codebeaker.api.wire import parse
-from codebeaker.auth import POLICY_VIOLATION
-from codebeaker.errors import error_text
+from codebeaker.audit import AUDIT
+from codebeaker.auth import POLICY_VIOLATION, tenant_of
+from codebeaker.errors import describe, error_text
 from codebeaker.exceptions import InvalidParamsError, PayloadTooLargeError
 from codebeaker.live.outbox import Outbox
 from codebeaker.service import SandboxService
@@ -35,9 +38,13 @@ CLOSE_SECONDS = 2.0  # for the close frame to reach a client that does not read
 
 
 class LiveSocket:
+    ROUTE = ""
+    """The socket's path as the audit log names it."""
+
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self.service: SandboxService = websocket.app.state.service
+        self.tenant = tenant_of(websocket.scope)
         self.outbox = Outbox(self._send)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -79,6 +86,7 @@ class LiveSocket:
         """The message, or None when it was refused (the client has been told why)."""
         settings = self.service.settings
         try:
+            self.tenant.admit()
             if len(text) > settings.max_message_bytes:
                 raise PayloadTooLargeError("message", settings.max_message_bytes)
             return parse(CLIENT_MESSAGE, text, settings, json=True)
@@ -111,18 +119,31 @@ class LiveSocket:
         except Exception as exc:
             self.outbox.message(ErrorMessage(data=f"{message.type}: {error_text(exc)}"))
 
-    def begin(self, start: Callable[[], InteractiveRun]) -> bool:
+    def begin(self, start: Callable[[], InteractiveRun], language: str) -> bool:
         """Start the connection's run and report its end when it comes; False (the client
         told why) when it cannot start."""
+        started = time.monotonic()
         try:
             self.run = start()
         except Exception as exc:
+            self._audit(language, describe(exc).data.kind, started)
             self.outbox.message(ErrorMessage(data=error_text(exc)))
             return False
+        self._audit(language, "ok", started)
         task = asyncio.create_task(self._report(self.run))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
+
+    def _audit(self, language: str, outcome: str, started: float) -> None:
+        AUDIT.record(
+            tenant=self.tenant.name,
+            door="live",
+            method=self.ROUTE,
+            command=language,
+            outcome=outcome,
+            started=started,
+        )
 
     def ending(self, end: RunEnd) -> LiveMessage:
         """The framing's last message."""

@@ -1,12 +1,14 @@
 """Errors as RFC 9457 problem documents, and request bodies read within their limits.
 
 ``ProblemRoute`` makes every failure inside a route (a service error, invalid input, a bug)
-one ``application/problem+json`` answer from ``codebeaker.errors``'s table.
+one ``application/problem+json`` answer from ``codebeaker.errors``'s table, and leaves one
+line per request in the audit log (but for ``/health``, which probes call all day).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
 from codebeaker.api.wire import dumps, field_errors
-from codebeaker.errors import describe, problem_for
+from codebeaker.audit import AUDIT
+from codebeaker.auth import tenant_of
+from codebeaker.errors import Described, describe, problem_for
 from codebeaker.exceptions import (
     InvalidParamsError,
     MalformedRequestError,
@@ -29,6 +33,7 @@ from codebeaker.exceptions import (
 __all__ = [
     "PROBLEM_JSON",
     "ProblemRoute",
+    "audit_note",
     "http_problem",
     "problem_response",
     "read_body",
@@ -38,6 +43,7 @@ __all__ = [
 
 PROBLEM_JSON = "application/problem+json"
 HTTP_KINDS = {404: "not_found", 405: "method_not_allowed"}
+UNAUDITED = frozenset({"/health"})
 
 
 class WireJSONResponse(JSONResponse):
@@ -52,9 +58,16 @@ def wire_response(model: WireModel, status_code: int = 200, **headers: str) -> J
 
 
 def problem_response(exc: BaseException) -> JSONResponse:
+    return _described_response(_describe(exc))
+
+
+def _describe(exc: BaseException) -> Described:
     if isinstance(exc, RequestValidationError):  # FastAPI's own: path and query parameters
         exc = InvalidParamsError(field_errors(exc.errors()))
-    described = describe(exc)
+    return describe(exc)
+
+
+def _described_response(described: Described) -> JSONResponse:
     body = problem_for(described.status, described.message, described.data)
     headers = {}
     if body.retry_after is not None:
@@ -90,15 +103,44 @@ def _allowed_methods(request: Request) -> set[str]:
     return methods
 
 
+def audit_note(
+    request: Request, *, session_id: str | None = None, command: str | None = None
+) -> None:
+    """What the audit line of this request names beyond its route: the session a route
+    created, the type of command it runs."""
+    if session_id is not None:
+        request.state.audit_session = session_id
+    if command is not None:
+        request.state.audit_command = command
+
+
 class ProblemRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        audited = self.path not in UNAUDITED
 
         async def answer(request: Request) -> Response:
+            started = time.monotonic()
             try:
-                return await handler(request)
+                response = await handler(request)
+                outcome = "ok" if response.status_code < 400 else f"http_{response.status_code}"
             except Exception as exc:  # one problem document, never a traceback
-                return problem_response(exc)
+                described = _describe(exc)
+                response = _described_response(described)
+                outcome = described.data.kind
+            if audited:
+                state = request.state
+                AUDIT.record(
+                    tenant=tenant_of(request.scope).name,
+                    door="rest",
+                    method=f"{request.method} {self.path}",
+                    session_id=request.path_params.get("sessionId")
+                    or getattr(state, "audit_session", None),
+                    command=getattr(state, "audit_command", None),
+                    outcome=outcome,
+                    started=started,
+                )
+            return response
 
         return answer
 

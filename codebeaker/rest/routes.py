@@ -1,5 +1,6 @@
 """The REST door (``shared/spec/REST.md``): each route parses a request model, calls the
-service, and answers its result model; errors are problem documents (``problems.py``)."""
+service on its caller's tenant's behalf, and answers its result model; errors are problem
+documents (``problems.py``)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,11 @@ from pydantic import TypeAdapter
 
 from codebeaker.api.live import PendingRunCreated, PendingRunRequest
 from codebeaker.api.wire import parse
+from codebeaker.auth import tenant_of
 from codebeaker.rest.openapi import BINARY, body_of, problems
-from codebeaker.rest.problems import ProblemRoute, read_body, read_json, wire_response
+from codebeaker.rest.problems import ProblemRoute, audit_note, read_body, read_json, wire_response
 from codebeaker.service import SandboxService
+from codebeaker.tenants import Tenant
 
 __all__ = ["router"]
 
@@ -61,6 +64,14 @@ def _service(request: Request) -> SandboxService:
 
 
 Service = Annotated[SandboxService, Depends(_service)]
+
+
+def _tenant(request: Request) -> Tenant:
+    return tenant_of(request.scope)
+
+
+Caller = Annotated[Tenant, Depends(_tenant)]
+"""The tenant whose key the request carries (the auth middleware found it)."""
 
 
 # ------------------------------------------------------------------------------- health
@@ -110,8 +121,10 @@ def aliased(method: str, path: str, alias: str, **options: Any) -> Callable[[F],
     openapi_extra=body_of("RunRequest"),
     responses=problems(400, 401, 413, 422, 429, 500, 503),
 )
-async def execute(request: Request, service: Service) -> Response:
-    return wire_response(await service.run(await _body(request, service, RunRequest)))
+async def execute(request: Request, service: Service, tenant: Caller) -> Response:
+    run = await _body(request, service, RunRequest)
+    audit_note(request, command=run.language)
+    return wire_response(await service.run(run, tenant=tenant))
 
 
 @aliased(
@@ -123,8 +136,10 @@ async def execute(request: Request, service: Service) -> Response:
     openapi_extra=body_of("RunRequest"),
     responses={202: LOCATED, **problems(400, 401, 413, 422, 429, 500, 503)},
 )
-async def execute_async(request: Request, service: Service) -> Response:
-    record = await service.submit(await _body(request, service, RunRequest))
+async def execute_async(request: Request, service: Service, tenant: Caller) -> Response:
+    run = await _body(request, service, RunRequest)
+    audit_note(request, command=run.language)
+    record = await service.submit(run, tenant=tenant)
     url = EXECUTION_URL.format(record.execution_id)
     accepted = ExecutionAccepted(execution_id=record.execution_id, status_url=url)
     return wire_response(accepted, 202, Location=url)
@@ -135,29 +150,33 @@ async def execute_async(request: Request, service: Service) -> Response:
     "/api/v1/executions/{executionId}",
     "/api/execute/status/{executionId}",
     response_model=ExecutionRecord,
-    responses=problems(401, 404, 422, 500),
+    responses=problems(401, 404, 422, 429, 500),
 )
-async def execution(execution_id: ExecutionId, service: Service) -> Response:
-    return wire_response(await service.execution(execution_id))
+async def execution(execution_id: ExecutionId, service: Service, tenant: Caller) -> Response:
+    return wire_response(await service.execution(execution_id, tenant=tenant))
 
 
 @router.delete(
     "/api/v1/executions/{executionId}",
     response_model=ExecutionRecord,
-    responses=problems(401, 404, 409, 422, 500),
+    responses=problems(401, 404, 409, 422, 429, 500),
 )
-async def cancel_execution(execution_id: ExecutionId, service: Service) -> Response:
-    return wire_response(await service.cancel_execution(execution_id))
+async def cancel_execution(execution_id: ExecutionId, service: Service, tenant: Caller) -> Response:
+    return wire_response(await service.cancel_execution(execution_id, tenant=tenant))
 
 
-@router.get("/api/v1/executions", response_model=ExecutionList, responses=problems(401, 422, 500))
+@router.get(
+    "/api/v1/executions", response_model=ExecutionList, responses=problems(401, 422, 429, 500)
+)
 async def executions(
     service: Service,
+    tenant: Caller,
     status: ExecutionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     # Separate parameters, not a query model: other parameters (``apiKey``) must pass.
-    return wire_response(await service.executions(ExecutionQuery(status=status, limit=limit)))
+    query = ExecutionQuery(status=status, limit=limit)
+    return wire_response(await service.executions(query, tenant=tenant))
 
 
 # ------------------------------------------------------------------------------- sessions
@@ -170,34 +189,40 @@ async def executions(
     openapi_extra=body_of("CreateSessionRequest"),
     responses={201: LOCATED, **problems(400, 401, 413, 422, 429, 500, 503)},
 )
-async def create_session(request: Request, service: Service) -> Response:
-    info = await service.create_session(await _body(request, service, CreateSessionRequest))
+async def create_session(request: Request, service: Service, tenant: Caller) -> Response:
+    body = await _body(request, service, CreateSessionRequest)
+    info = await service.create_session(body, tenant=tenant)
+    audit_note(request, session_id=info.session_id)
     return wire_response(info, 201, Location=SESSION_URL.format(info.session_id))
 
 
-@router.get("/api/v1/sessions", response_model=SessionList, responses=problems(401, 500))
-async def list_sessions(service: Service) -> Response:
-    return wire_response(service.list_sessions())
+@router.get("/api/v1/sessions", response_model=SessionList, responses=problems(401, 429, 500))
+async def list_sessions(service: Service, tenant: Caller) -> Response:
+    return wire_response(service.list_sessions(tenant=tenant))
 
 
 @router.get(
     "/api/v1/sessions/{sessionId}",
     response_model=SessionSummary,
-    responses=problems(401, 404, 410, 422, 500),
+    responses=problems(401, 404, 410, 422, 429, 500),
 )
-async def get_session(session_id: SessionId, service: Service) -> Response:
-    return wire_response(service.get_session(session_id))
+async def get_session(session_id: SessionId, service: Service, tenant: Caller) -> Response:
+    return wire_response(service.get_session(session_id, tenant=tenant))
 
 
 @router.post(
     "/api/v1/sessions/{sessionId}/commands",
     response_model=CommandOutcome,
     openapi_extra=body_of("Command"),
-    responses=problems(400, 401, 404, 410, 413, 422, 500, 503),
+    responses=problems(400, 401, 404, 410, 413, 422, 429, 500, 503),
 )
-async def run_command(session_id: SessionId, request: Request, service: Service) -> Response:
+async def run_command(
+    session_id: SessionId, request: Request, service: Service, tenant: Caller
+) -> Response:
     command = await _body(request, service, COMMAND)
-    outcome = await service.execute(ExecuteRequest(session_id=session_id, command=command))
+    audit_note(request, command=command.type)
+    execute = ExecuteRequest(session_id=session_id, command=command)
+    outcome = await service.execute(execute, tenant=tenant)
     return wire_response(outcome)
 
 
@@ -205,15 +230,17 @@ async def run_command(session_id: SessionId, request: Request, service: Service)
     "/api/v1/sessions/{sessionId}/cancel",
     response_model=CancelResult,
     openapi_extra=body_of("CancelBody", required=False),
-    responses=problems(400, 401, 404, 410, 413, 422, 500),
+    responses=problems(400, 401, 404, 410, 413, 422, 429, 500),
 )
-async def cancel(session_id: SessionId, request: Request, service: Service) -> Response:
+async def cancel(
+    session_id: SessionId, request: Request, service: Service, tenant: Caller
+) -> Response:
     """Stop the session's running command (or, with ``requestId``, that call's, running or
     queued); an empty body is ``{}``."""
     data = await read_json(request, service.settings.max_message_bytes, empty={})
     body = parse(CancelBody, data, service.settings)
     cancel = CancelRequest(session_id=session_id, request_id=body.request_id)
-    return wire_response(await service.cancel(cancel))
+    return wire_response(await service.cancel(cancel, tenant=tenant))
 
 
 @router.put(
@@ -222,13 +249,14 @@ async def cancel(session_id: SessionId, request: Request, service: Service) -> R
     openapi_extra={
         "requestBody": {"required": True, "content": {"*/*": {"schema": BINARY}}},
     },
-    responses=problems(401, 403, 404, 409, 410, 413, 422, 500, 503),
+    responses=problems(401, 403, 404, 409, 410, 413, 422, 429, 500, 503),
 )
 async def upload(
-    session_id: SessionId, path: FilePath, request: Request, service: Service
+    session_id: SessionId, path: FilePath, request: Request, service: Service, tenant: Caller
 ) -> Response:
+    audit_note(request, command="write_file")
     data = await read_body(request, service.settings.max_write_bytes)
-    return wire_response(await service.write_file(session_id, path, data))
+    return wire_response(await service.write_file(session_id, path, data, tenant=tenant))
 
 
 @router.get(
@@ -239,21 +267,24 @@ async def upload(
             "description": "The file's bytes",
             "content": {"application/octet-stream": {"schema": BINARY}},
         },
-        **problems(401, 403, 404, 409, 410, 413, 422, 500, 503),
+        **problems(401, 403, 404, 409, 410, 413, 422, 429, 500, 503),
     },
 )
-async def download(session_id: SessionId, path: FilePath, service: Service) -> Response:
-    data = await service.read_file(session_id, path)
+async def download(
+    session_id: SessionId, path: FilePath, request: Request, service: Service, tenant: Caller
+) -> Response:
+    audit_note(request, command="read_file")
+    data = await service.read_file(session_id, path, tenant=tenant)
     return Response(data, media_type="application/octet-stream")
 
 
 @router.delete(
     "/api/v1/sessions/{sessionId}",
     response_model=CloseResult,
-    responses=problems(401, 404, 410, 422, 500, 503),
+    responses=problems(401, 404, 410, 422, 429, 500, 503),
 )
-async def close_session(session_id: SessionId, service: Service) -> Response:
-    return wire_response(await service.close_session(session_id))
+async def close_session(session_id: SessionId, service: Service, tenant: Caller) -> Response:
+    return wire_response(await service.close_session(session_id, tenant=tenant))
 
 
 # ------------------------------------------------------------------ interactive runs (seed 004)
@@ -266,7 +297,10 @@ async def close_session(session_id: SessionId, service: Service) -> Response:
     openapi_extra=body_of("PendingRunRequest"),
     responses=problems(400, 401, 413, 422, 429, 500),
 )
-async def create_pending_run(request: Request, service: Service) -> Response:
-    """Framing B (RUN.md): the run starts when ``/ws/session/{sessionId}`` connects."""
-    created = service.create_pending_run(await _body(request, service, PendingRunRequest))
+async def create_pending_run(request: Request, service: Service, tenant: Caller) -> Response:
+    """Framing B (RUN.md): the run starts when ``/ws/session/{sessionId}`` connects with
+    the same key."""
+    body = await _body(request, service, PendingRunRequest)
+    audit_note(request, command=body.language)
+    created = service.create_pending_run(body, tenant=tenant)
     return wire_response(created, 201)

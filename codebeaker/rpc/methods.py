@@ -1,10 +1,12 @@
-"""The JSON-RPC methods: each validates its params model and calls the service."""
+"""The JSON-RPC methods: each charges its tenant's rate, validates its params model, calls
+the service on the tenant's behalf, and leaves one line in the audit log."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from codebeaker_client.models import (
@@ -39,11 +41,13 @@ from jsonrpcserver import Error, Result, Success
 from pydantic import BaseModel
 
 from codebeaker.api.wire import parse
-from codebeaker.errors import rpc_error
+from codebeaker.audit import AUDIT
+from codebeaker.errors import describe
 from codebeaker.exceptions import InvalidParamsError
 from codebeaker.rpc.streaming import Notify, OutputForwarder, nowhere
 from codebeaker.rpc.watch import Watches
 from codebeaker.service import SandboxService
+from codebeaker.tenants import CURRENT_TENANT, Tenant
 
 __all__ = ["METHODS", "Call"]
 
@@ -55,39 +59,75 @@ Typed = Callable[["Call", P], Awaitable[WireModel]]
 @dataclass(frozen=True)
 class Call:
     """One request, handed to jsonrpcserver as its context: the service, the request's
-    id, and how to send notifications back on the connection it came from."""
+    id, how to send notifications back on the connection it came from, and the tenant
+    whose key opened that connection."""
 
     service: SandboxService
     request_id: Any = None
     notify: Notify = nowhere
     watches: Watches | None = None
     """The connection's watches (``session.watch``); None off a connection."""
+    tenant: Tenant = field(default_factory=CURRENT_TENANT.get)
+    """Set by the auth middleware for the connection; the local tenant off one."""
 
 
-def _method(params_model: type[P]) -> Callable[[Typed[P]], Handler]:
-    """Wrap a handler so that it sees validated params and never leaks an exception."""
+METHODS: dict[str, Handler] = {}
+
+
+def _method(name: str, params_model: type[P]) -> Callable[[Typed[P]], Handler]:
+    """Register a handler that sees validated params and never leaks an exception."""
 
     def decorate(handler: Typed[P]) -> Handler:
         async def method(call: Call, *args: Any, **params: Any) -> Result:
+            started = time.monotonic()
+            parsed: BaseModel | None = None
+            result: WireModel | None = None
             try:
+                call.tenant.admit()
                 if args:
                     raise InvalidParamsError.single(
                         ["params"], "params must be an object (by name), not an array", "type_error"
                     )
                 parsed = parse(params_model, params, call.service.settings)
-                return Success((await handler(call, parsed)).to_wire())
+                result = await handler(call, parsed)
+                outcome: Result = Success(result.to_wire())
+                kind = "ok"
             except Exception as exc:  # every failure becomes a JSON-RPC error, never a traceback
-                error = rpc_error(exc)
-                return Error(error.code, error.message, error.data.to_wire())
+                described = describe(exc)
+                outcome = Error(described.code, described.message, described.data.to_wire())
+                kind = described.data.kind
+            AUDIT.record(
+                tenant=call.tenant.name,
+                door="jsonrpc",
+                method=name,
+                session_id=getattr(parsed, "session_id", None)
+                or getattr(result, "session_id", None),
+                command=_command_type(parsed),
+                outcome=kind,
+                started=started,
+            )
+            return outcome
 
+        METHODS[name] = method
         return method
 
     return decorate
 
 
-@_method(CreateSessionRequest)
+def _command_type(params: BaseModel | None) -> str | None:
+    """What the audit log names: a command's type, a run's language (never its content)."""
+    if isinstance(params, ExecuteRequest):
+        return params.command.type
+    if isinstance(params, RunCodeRequest):
+        return "run_code"
+    if isinstance(params, RunRequest):
+        return params.language
+    return None
+
+
+@_method("session.create", CreateSessionRequest)
 async def session_create(call: Call, params: CreateSessionRequest) -> SessionInfo:
-    return await call.service.create_session(params)
+    return await call.service.create_session(params, tenant=call.tenant)
 
 
 @contextlib.asynccontextmanager
@@ -99,32 +139,35 @@ async def _streaming(call: Call, session_id: str) -> AsyncIterator[OutputForward
         await forwarder.close()  # every notification goes out before the response
 
 
-@_method(ExecuteRequest)
+@_method("session.execute", ExecuteRequest)
 async def session_execute(call: Call, params: ExecuteRequest) -> CommandOutcome:
+    tenant = call.tenant
     if not params.streams:
-        return await call.service.execute(params, call_id=call.request_id)
+        return await call.service.execute(params, call_id=call.request_id, tenant=tenant)
     async with _streaming(call, params.session_id) as forwarder:
-        return await call.service.execute(params, on_output=forwarder.feed, call_id=call.request_id)
+        return await call.service.execute(
+            params, on_output=forwarder.feed, call_id=call.request_id, tenant=tenant
+        )
 
 
-@_method(InputRequest)
+@_method("session.input", InputRequest)
 async def session_input(call: Call, params: InputRequest) -> InputResult:
-    return call.service.send_input(params)
+    return call.service.send_input(params, tenant=call.tenant)
 
 
-@_method(CancelRequest)
+@_method("session.cancel", CancelRequest)
 async def session_cancel(call: Call, params: CancelRequest) -> CancelResult:
-    return await call.service.cancel(params)
+    return await call.service.cancel(params, tenant=call.tenant)
 
 
-@_method(NoParams)
+@_method("session.list", NoParams)
 async def session_list(call: Call, params: NoParams) -> SessionList:
-    return call.service.list_sessions()
+    return call.service.list_sessions(tenant=call.tenant)
 
 
-@_method(SessionRef)
+@_method("session.close", SessionRef)
 async def session_close(call: Call, params: SessionRef) -> CloseResult:
-    return await call.service.close_session(params.session_id)
+    return await call.service.close_session(params.session_id, tenant=call.tenant)
 
 
 def _watches(call: Call) -> Watches:
@@ -133,70 +176,52 @@ def _watches(call: Call) -> Watches:
     return call.watches
 
 
-@_method(SessionRef)
+@_method("session.watch", SessionRef)
 async def session_watch(call: Call, params: SessionRef) -> WatchResult:
-    return _watches(call).watch(params)
+    return _watches(call).watch(params, call.tenant)
 
 
-@_method(SessionRef)
+@_method("session.unwatch", SessionRef)
 async def session_unwatch(call: Call, params: SessionRef) -> WatchResult:
-    return await _watches(call).unwatch(params)
+    return await _watches(call).unwatch(params, call.tenant)
 
 
-@_method(CreateContextRequest)
+@_method("context.create", CreateContextRequest)
 async def context_create(call: Call, params: CreateContextRequest) -> ContextInfo:
-    return await call.service.create_context(params)
+    return await call.service.create_context(params, tenant=call.tenant)
 
 
-@_method(SessionRef)
+@_method("context.list", SessionRef)
 async def context_list(call: Call, params: SessionRef) -> ContextList:
-    return call.service.list_contexts(params)
+    return call.service.list_contexts(params, tenant=call.tenant)
 
 
-@_method(ContextRef)
+@_method("context.restart", ContextRef)
 async def context_restart(call: Call, params: ContextRef) -> ContextInfo:
-    return await call.service.restart_context(params)
+    return await call.service.restart_context(params, tenant=call.tenant)
 
 
-@_method(ContextRef)
+@_method("context.close", ContextRef)
 async def context_close(call: Call, params: ContextRef) -> ContextClosed:
-    return await call.service.close_context(params)
+    return await call.service.close_context(params, tenant=call.tenant)
 
 
-@_method(RunCodeRequest)
+@_method("session.run_code", RunCodeRequest)
 async def session_run_code(call: Call, params: RunCodeRequest) -> RunCodeResult:
+    tenant = call.tenant
     if not params.stream:
-        return await call.service.run_code(params, call_id=call.request_id)
+        return await call.service.run_code(params, call_id=call.request_id, tenant=tenant)
     async with _streaming(call, params.session_id) as forwarder:
         return await call.service.run_code(
-            params, forwarder.feed, forwarder.show, call_id=call.request_id
+            params, forwarder.feed, forwarder.show, call_id=call.request_id, tenant=tenant
         )
 
 
-@_method(ContextRef)
+@_method("session.interrupt", ContextRef)
 async def session_interrupt(call: Call, params: ContextRef) -> InterruptResult:
-    return await call.service.interrupt(params)
+    return await call.service.interrupt(params, tenant=call.tenant)
 
 
-@_method(RunRequest)
+@_method("execution.run", RunRequest)
 async def execution_run(call: Call, params: RunRequest) -> RunResult:
-    return await call.service.run(params)
-
-
-METHODS: dict[str, Handler] = {
-    "session.create": session_create,
-    "session.execute": session_execute,
-    "session.input": session_input,
-    "session.cancel": session_cancel,
-    "session.list": session_list,
-    "session.close": session_close,
-    "session.watch": session_watch,
-    "session.unwatch": session_unwatch,
-    "session.run_code": session_run_code,
-    "session.interrupt": session_interrupt,
-    "context.create": context_create,
-    "context.list": context_list,
-    "context.restart": context_restart,
-    "context.close": context_close,
-    "execution.run": execution_run,
-}
+    return await call.service.run(params, tenant=call.tenant)

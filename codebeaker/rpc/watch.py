@@ -19,6 +19,7 @@ from loguru import logger
 
 from codebeaker.rpc.streaming import Notify, OutputForwarder
 from codebeaker.service import SandboxService
+from codebeaker.tenants import Tenant
 
 __all__ = ["Watches"]
 
@@ -109,7 +110,8 @@ class Watches:
         self._notify = notify
         self._watchers: dict[str, _Watcher] = {}
 
-    def watch(self, request: SessionRef) -> WatchResult:
+    def watch(self, request: SessionRef, tenant: Tenant) -> WatchResult:
+        """Follow a session of ``tenant``'s (another tenant's is not found)."""
         session_id = request.session_id
         if session_id in self._watchers:
             return WatchResult(session_id=session_id, watching=True)
@@ -119,17 +121,17 @@ class Watches:
 
         watcher = _Watcher(self._notify, session_id, ended)
         try:
-            result = self._service.watch(request, watcher)
+            result = self._service.watch(request, watcher, tenant=tenant)
         except BaseException:
             watcher.cancel()
             raise
         self._watchers[session_id] = watcher
         return result
 
-    async def unwatch(self, request: SessionRef) -> WatchResult:
+    async def unwatch(self, request: SessionRef, tenant: Tenant) -> WatchResult:
         watcher = self._watchers.pop(request.session_id, None)
-        if watcher is None:
-            self._service.get_session(request.session_id)  # unknown: session_not_found
+        if watcher is None:  # unknown, or another tenant's: session_not_found
+            self._service.get_session(request.session_id, tenant=tenant)
             return WatchResult(session_id=request.session_id, watching=False)
         result = self._service.unwatch(request, watcher)
         await watcher.aclose()

@@ -8,8 +8,8 @@ import contextlib
 import functools
 import secrets
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from codebeaker_client.models import Command, CommandOutcome, SessionConfig, SessionEvent
@@ -19,7 +19,7 @@ from loguru import logger
 
 from codebeaker.commands import CommandIO, run_command
 from codebeaker.commands.paths import resolve
-from codebeaker.constants import WORKSPACE
+from codebeaker.constants import LOCAL_TENANT, WORKSPACE
 from codebeaker.exceptions import (
     CommandFailedError,
     ContainerGoneError,
@@ -49,6 +49,7 @@ from codebeaker.sessions.jobs import Job, JobState, take_turn
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.sessions.session import Lifecycle, Session, SessionObserver
 from codebeaker.settings import Settings
+from codebeaker.tenants import LOCAL, Tenant
 
 __all__ = ["SessionManager"]
 
@@ -61,20 +62,25 @@ class SessionManager:
         self._sandboxes = sandboxes
         self._settings = settings
         self._sessions: dict[str, Session] = {}
-        self._starting = 0
-        self._terminated: OrderedDict[str, str] = OrderedDict()
+        self._starting: Counter[str] = Counter()
+        """Sessions whose container is starting, by tenant."""
+        self._terminated: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        """Tenant and reason of sessions whose container died, by id."""
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    async def create(self, runtime: Runtime, config: SessionConfig) -> Session:
-        if len(self._sessions) + self._starting >= self._settings.max_sessions:
+    async def create(
+        self, runtime: Runtime, config: SessionConfig, tenant: Tenant = LOCAL
+    ) -> Session:
+        if len(self._sessions) + self._starting.total() >= self._settings.max_sessions:
             raise LimitExceededError(
                 "sessions",
                 f"the server holds its maximum of {self._settings.max_sessions} sessions",
             )
+        self._check_quota(tenant)
         session_id = secrets.token_urlsafe(24)  # 192 random bits
-        self._starting += 1
+        self._starting[tenant.name] += 1
         try:
             driver = await self._sandboxes.start(
                 runtime,
@@ -84,9 +90,9 @@ class SessionManager:
                 cpu_limit=config.cpu_limit,
             )
         finally:
-            self._starting -= 1
+            self._starting[tenant.name] -= 1
         contexts = ContextRegistry(session_id, driver, self._settings, config.env)
-        session = Session(session_id, runtime, config, driver, contexts)
+        session = Session(session_id, runtime, config, driver, contexts, tenant.name)
         self._sessions[session_id] = session
         SESSIONS_CREATED.labels(language=runtime.name, tenant=session.tenant).inc()
         if runtime.default_context and driver.hosts_contexts:
@@ -96,17 +102,43 @@ class SessionManager:
         )
         return session
 
-    def get(self, session_id: str) -> Session:
+    def _check_quota(self, tenant: Tenant) -> None:
+        """``maxSessions``: its open and starting sessions; ``retryAfter`` is when the
+        first of its sessions would expire if left alone."""
+        limit = tenant.max_sessions
+        if limit is None:
+            return
+        held = self.list(tenant.name)
+        if len(held) + self._starting[tenant.name] < limit:
+            return
+        now = time.monotonic()
+        soonest = min((_expires_in(session, now) for session in held), default=60.0)
+        raise LimitExceededError(
+            "tenant_sessions",
+            f"tenant {tenant.name!r} holds its maximum of {limit} sessions",
+            retry_after=max(1.0, round(soonest, 1)),
+        )
+
+    def get(self, session_id: str, tenant: str = LOCAL_TENANT) -> Session:
+        """The session, if ``tenant`` owns it: another tenant's is not found, the one
+        place sessions are kept apart."""
         session = self._sessions.get(session_id)
-        if session is None:
-            reason = self._terminated.pop(session_id, None)
-            if reason is not None:
+        if session is None or session.tenant != tenant:
+            owner, reason = self._terminated.get(session_id, (None, ""))
+            if owner == tenant:
+                del self._terminated[session_id]
                 raise SessionTerminatedError(session_id, reason)
             raise SessionNotFoundError(session_id)
         return session
 
-    def list(self) -> list[Session]:
-        return sorted(self._sessions.values(), key=lambda session: session.created_at)
+    def __iter__(self) -> Iterator[Session]:
+        """Every session of every tenant: for the operator's views (metrics), never a client's."""
+        return iter(builtins.list(self._sessions.values()))
+
+    def list(self, tenant: str = LOCAL_TENANT) -> builtins.list[Session]:
+        """The tenant's sessions, oldest first."""
+        owned = [session for session in self._sessions.values() if session.tenant == tenant]
+        return sorted(owned, key=lambda session: session.created_at)
 
     async def execute(
         self,
@@ -116,12 +148,13 @@ class SessionManager:
         on_output: OutputSink | None = None,
         interactive: bool = False,
         call_id: Any = None,
+        tenant: str = LOCAL_TENANT,
     ) -> CommandOutcome:
         """Run one command after those already queued on the session. ``interactive``
         keeps the program's stdin open for ``send_input`` (queued input waits for it).
         Watchers hear it start and end, and see a streamed command's output.
         ``session.cancel`` stops it (``cancel``)."""
-        session = self.get(session_id)
+        session = self.get(session_id, tenant)
         if on_output is not None:
             on_output = _fanned_out(session, on_output, call_id)
         stdin = StdinPipe(self._settings.max_write_bytes) if interactive else None
@@ -163,13 +196,15 @@ class SessionManager:
             session.running -= 1
             session.touch()
 
-    async def cancel(self, session_id: str, call_id: Any = None) -> builtins.list[Any]:
+    async def cancel(
+        self, session_id: str, call_id: Any = None, *, tenant: str = LOCAL_TENANT
+    ) -> builtins.list[Any]:
         """Stop the call ``call_id`` of the session, running or queued; without one, every
         command and cell running now. A queued one will not run; a running command is
         killed with its tree, a running cell interrupted. Returns, once they ended (or
         ``CANCEL_WAIT_SECONDS`` passed), the ids of those that were stopped, oldest first:
         one that ended on its own meanwhile is not among them."""
-        session = self.get(session_id)
+        session = self.get(session_id, tenant)
         session.touch()
         targets = session.jobs.targets(call_id)
         for job in targets:
@@ -189,16 +224,16 @@ class SessionManager:
                 waiter.cancel()
         return [job.call_id for job in targets if job.cancelled]
 
-    def contexts(self, session_id: str) -> ContextRegistry:
+    def contexts(self, session_id: str, tenant: str = LOCAL_TENANT) -> ContextRegistry:
         """The session's code contexts; asking for them is activity (the idle timeout)."""
-        session = self.get(session_id)
+        session = self.get(session_id, tenant)
         session.touch()
         return session.contexts
 
     async def create_context(
-        self, session_id: str, cwd: str | None, env: dict[str, str]
+        self, session_id: str, cwd: str | None, env: dict[str, str], tenant: str = LOCAL_TENANT
     ) -> CodeContext:
-        contexts = self.contexts(session_id)
+        contexts = self.contexts(session_id, tenant)
         return await contexts.create(WORKSPACE if cwd is None else resolve(cwd), env)
 
     async def run_code(
@@ -209,11 +244,12 @@ class SessionManager:
         on_output: OutputSink | None = None,
         on_display: DisplaySink | None = None,
         call_id: Any = None,
+        tenant: str = LOCAL_TENANT,
     ) -> RunCodeResult:
         """One cell, after those queued on its context (not behind shell commands). With
         ``request.stream`` its ``input()`` reads ``send_input``, as a streamed command's
         stdin does; watchers hear it start and end, and see its output."""
-        session = self.get(session_id)
+        session = self.get(session_id, tenant)
         contexts = session.contexts
         if request.context_id is None:
             context = contexts.default(WORKSPACE)
@@ -265,8 +301,8 @@ class SessionManager:
         )
         return outcome
 
-    def watch(self, session_id: str, observer: SessionObserver) -> None:
-        self.get(session_id).observers.add(observer)
+    def watch(self, session_id: str, observer: SessionObserver, tenant: str = LOCAL_TENANT) -> None:
+        self.get(session_id, tenant).observers.add(observer)
 
     def unwatch(self, session_id: str, observer: SessionObserver) -> None:
         """A closed session has no watchers left to remove."""
@@ -274,20 +310,33 @@ class SessionManager:
         if session is not None:
             session.observers.discard(observer)
 
-    def send_input(self, session_id: str, data: bytes, eof: bool, call_id: Any = None) -> None:
+    def send_input(
+        self,
+        session_id: str,
+        data: bytes,
+        eof: bool,
+        call_id: Any = None,
+        *,
+        tenant: str = LOCAL_TENANT,
+    ) -> None:
         """To the oldest streamed command or cell of the session whose stdin is still open
         (it may still be queued: the data waits for it); with ``call_id``, to that call's."""
-        session = self.get(session_id)
+        session = self.get(session_id, tenant)
         stdin = session.jobs.stdin(call_id)
         if stdin is None:
             raise InputClosedError(session_id, call_id)
         stdin.write(data, eof)
         session.touch()
 
-    async def close(self, session_id: str, reason: str = "closed by client") -> None:
-        session = self._sessions.pop(session_id, None)
-        if session is None:
+    async def close(
+        self, session_id: str, reason: str = "closed by client", *, tenant: str | None = None
+    ) -> None:
+        """Close it; with ``tenant``, only if that tenant owns it (None: the server's own
+        housekeeping, any session)."""
+        session = self._sessions.get(session_id)
+        if session is None or tenant not in (None, session.tenant):
             raise SessionNotFoundError(session_id)
+        del self._sessions[session_id]
         session.transition(Lifecycle.CLOSING)
         SESSIONS_CLOSED.labels(reason=close_reason(reason)).inc()
         _end_watches(session, reason)
@@ -332,7 +381,7 @@ class SessionManager:
         _end_watches(session, reason)
         session.contexts.abandon()
         if remember:
-            self._terminated[session.id] = reason
+            self._terminated[session.id] = (session.tenant, reason)
             while len(self._terminated) > TOMBSTONES:
                 self._terminated.popitem(last=False)
         try:
@@ -340,6 +389,14 @@ class SessionManager:
         finally:
             session.transition(Lifecycle.CLOSED)
         logger.warning("session {} terminated: {}", session.id, reason)
+
+
+def _expires_in(session: Session, now: float) -> float:
+    """Seconds until the reaper would close the session, were it left alone."""
+    left = session.config.max_lifetime_minutes * 60 - session.age_seconds(now)
+    if not session.running:
+        left = min(left, session.config.idle_timeout_minutes * 60 - session.idle_seconds(now))
+    return max(0.0, left)
 
 
 def _not_started(queued: float) -> CommandOutcome:

@@ -1,7 +1,8 @@
 """Framing B's pending runs: created by ``POST /session``, started when a socket claims them.
 
 Nothing runs until then (seed 004: no headless containers). An id is good for one claim
-within ``pending_run_seconds``; at most ``max_pending_runs`` wait at once.
+within ``pending_run_seconds``, and only by the tenant that created it; at most
+``max_pending_runs`` wait at once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from codebeaker.constants import LOCAL_TENANT
 from codebeaker.exceptions import LimitExceededError, RunNotFoundError
 from codebeaker.sessions.interactive import LiveSpec
 from codebeaker.settings import Settings
@@ -25,6 +27,7 @@ PENDING_BYTES = 64 * 1024 * 1024
 class _Pending:
     spec: LiveSpec
     expires: float
+    tenant: str
 
     @property
     def size(self) -> int:
@@ -40,7 +43,7 @@ class PendingRuns:
     def __len__(self) -> int:
         return len(self._runs)
 
-    def add(self, spec: LiveSpec) -> str:
+    def add(self, spec: LiveSpec, tenant: str = LOCAL_TENANT) -> str:
         self._drop_expired()
         held = sum(run.size for run in self._runs.values())
         if len(self._runs) >= self._capacity or held + len(spec.source) > PENDING_BYTES:
@@ -50,13 +53,17 @@ class PendingRuns:
                 retry_after=self._ttl,
             )
         run_id = secrets.token_urlsafe(16)
-        self._runs[run_id] = _Pending(spec, time.monotonic() + self._ttl)
+        self._runs[run_id] = _Pending(spec, time.monotonic() + self._ttl, tenant)
         return run_id
 
-    def claim(self, run_id: str) -> LiveSpec:
-        """The run's spec, once: a second claim, or one after expiry, is not found."""
-        pending = self._runs.pop(run_id, None)
-        if pending is None or pending.expires <= time.monotonic():
+    def claim(self, run_id: str, tenant: str = LOCAL_TENANT) -> LiveSpec:
+        """The run's spec, once: a second claim, one after expiry, or another tenant's
+        (which leaves it to its own) is not found."""
+        pending = self._runs.get(run_id)
+        if pending is None or pending.tenant != tenant:
+            raise RunNotFoundError(run_id)
+        del self._runs[run_id]
+        if pending.expires <= time.monotonic():
             raise RunNotFoundError(run_id)
         return pending.spec
 

@@ -9,6 +9,7 @@ from codebeaker.rpc import handle_frame
 from codebeaker.runtimes import RUNTIMES
 from codebeaker.service import SandboxService
 from codebeaker.settings import Settings
+from codebeaker.tenants import LOCAL
 from tests.unit.fakes import FakeService
 
 
@@ -75,7 +76,7 @@ async def test_positional_params_are_invalid(service: SandboxService) -> None:
 async def test_notifications_run_but_get_no_reply(service: SandboxService) -> None:
     notification = {"jsonrpc": "2.0", "method": "session.create", "params": {"language": "py"}}
     assert await ask(service, notification) is None
-    assert service.list_sessions().count == 1
+    assert service.list_sessions(tenant=LOCAL).count == 1
 
 
 async def test_batch_answers_each_item_and_skips_notifications(service: SandboxService) -> None:

@@ -11,7 +11,7 @@ import pytest
 from codebeaker_client.models import ExecutionQuery, ExecutionRecord, RunRequest
 
 from codebeaker.api.wire import context_for
-from codebeaker.constants import WORKSPACE
+from codebeaker.constants import LOCAL_TENANT, WORKSPACE
 from codebeaker.exceptions import (
     ExecutionFinishedError,
     ExecutionNotFoundError,
@@ -112,11 +112,13 @@ class SlowStore(ExecutionStore):
 
     failure: Exception | None = None
 
-    async def add(self, execution_id: str, language: str, request: RunRequest) -> ExecutionRecord:
+    async def add(
+        self, execution_id: str, language: str, request: RunRequest, tenant: str = LOCAL_TENANT
+    ) -> ExecutionRecord:
         await asyncio.sleep(0.01)
         if self.failure is not None:
             raise self.failure
-        return await super().add(execution_id, language, request)
+        return await super().add(execution_id, language, request, tenant)
 
 
 @dataclass

@@ -312,3 +312,36 @@ async def test_records_survive_close_and_reopen(tmp_path: Path) -> None:
         assert await second.queued() == ["waiting"]
     finally:
         await second.close()
+
+
+async def test_records_are_found_and_listed_only_by_their_tenant(store: ExecutionStore) -> None:
+    await store.add("mine", "python", request(), "alice")
+    await store.add("theirs", "python", request(), "bob")
+    assert await store.get("mine", "bob") is None
+    mine = await store.get("mine", "alice")
+    assert mine is not None
+    assert [row.execution_id for row in await store.select(None, 10, "alice")] == ["mine"]
+    assert [row.execution_id for row in await store.select("queued", 10, "bob")] == ["theirs"]
+    assert await store.select(None, 10) == []  # the local tenant submitted nothing
+
+
+async def test_a_file_from_before_tenants_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE executions (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+            " language TEXT NOT NULL, request TEXT, created_at REAL NOT NULL,"
+            " started_at REAL, finished_at REAL, result TEXT, error TEXT);"
+            "INSERT INTO executions (id, status, language, created_at)"
+            " VALUES ('old', 'queued', 'python', 0);"
+        )
+    db.close()
+    store = ExecutionStore(path)
+    await store.open()
+    try:
+        old = await store.get("old")  # the local tenant's
+        assert old is not None
+        assert old.status == "queued"
+        assert await store.get("old", "alice") is None
+    finally:
+        await store.close()

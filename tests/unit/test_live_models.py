@@ -30,6 +30,7 @@ from codebeaker.exceptions import (
 )
 from codebeaker.service import _words
 from codebeaker.settings import Settings
+from codebeaker.tenants import LOCAL, Tenant
 from tests.unit.fakes import FakeService
 
 SETTINGS = Settings(max_source_bytes=1024, max_input_bytes=16, run_input_limit_bytes=1024)
@@ -359,11 +360,13 @@ def test_a_pending_run_keeps_its_stdin_and_is_claimed_once(tmp_path: Path) -> No
         {"language": "py", "code": "print(input())", "stdin": f"{E_ACUTE}\n"},
         service.settings,
     )
-    created = service.create_pending_run(request)
+    created = service.create_pending_run(request, tenant=LOCAL)
     assert created.to_wire() == {"sessionId": created.session_id}
-    spec = service.claim_pending_run(created.session_id)
+    with pytest.raises(RunNotFoundError):  # another tenant's: not found, and still there
+        service.claim_pending_run(created.session_id, tenant=Tenant("alice"))
+    spec = service.claim_pending_run(created.session_id, tenant=LOCAL)
     python = service.runtimes.get("python")
     assert (spec.runtime, spec.filename, spec.command) == (python, "main.py", python.run)
     assert (spec.source, spec.stdin) == ("print(input())", f"{E_ACUTE}\n".encode())
     with pytest.raises(RunNotFoundError):
-        service.claim_pending_run(created.session_id)
+        service.claim_pending_run(created.session_id, tenant=LOCAL)
