@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import uvicorn
 
 from codebeaker.logs import configure_logging
+from codebeaker.serving import guarded_http, raise_nofile
 from codebeaker.settings import get_settings
 
 __all__ = ["register"]
@@ -51,9 +52,11 @@ def _serve(host: str | None, port: int | None) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    raise_nofile(settings.max_connections)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
+        http=guarded_http(settings.max_connections, settings.handshake_timeout_seconds),
         host=host or settings.host,
         port=settings.port if port is None else port,
         log_config=None,
