@@ -115,11 +115,12 @@ async def answer(
 
 def seal(reply: Any, settings: Settings) -> str:
     """A reply as text within ``max_reply_bytes``: a larger one becomes ``limit_exceeded``,
-    one JSON cannot hold (NaN from somewhere below) an internal error, both with its id."""
+    one JSON cannot hold (NaN from somewhere below, or a value nested past the recursion
+    limit) an internal error, both with its id."""
     request_id = reply.get("id") if isinstance(reply, dict) else None
     try:
         text = dumps(reply)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # NaN, or nested deeper than we can write
         return error_reply(exc, request_id)
     limit = settings.max_reply_bytes
     if len(text) > limit:

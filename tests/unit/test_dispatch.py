@@ -299,8 +299,16 @@ def test_a_reply_over_the_reply_cap_becomes_limit_exceeded_with_its_id() -> None
     assert "1024 byte limit" in reply["error"]["message"]
 
 
-def test_a_reply_json_cannot_hold_becomes_an_internal_error() -> None:
-    text = seal({"jsonrpc": "2.0", "id": 7, "result": {"x": float("nan")}}, Settings())
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), _nested(100_000)])
+def test_a_reply_json_cannot_hold_becomes_an_internal_error(value: Any) -> None:
+    text = seal({"jsonrpc": "2.0", "id": 7, "result": {"x": value}}, Settings())
     reply = json.loads(text, parse_constant=lambda literal: pytest.fail(literal))
     assert reply["id"] == 7
     assert reply["error"]["code"] == -32603
