@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import uvicorn
 
 from codebeaker.logs import configure_logging
+from codebeaker.serving import guarded_http, raise_nofile
 from codebeaker.settings import get_settings
 
 __all__ = ["register"]
@@ -50,12 +51,16 @@ def _serve(host: str | None, port: int | None) -> int:
     from codebeaker.app import create_app
 
     settings = get_settings()
+    updates = {"host": host, "port": port}  # the flags win, and the app sees them too
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     configure_logging(settings.log_level, json=settings.log_json)
+    raise_nofile(settings.max_connections)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
-        host=host or settings.host,
-        port=settings.port if port is None else port,
+        http=guarded_http(settings.max_connections, settings.handshake_timeout_seconds),
+        host=settings.host,
+        port=settings.port,
         log_config=None,
         # Frames a bit over our own limit still reach us, so we can answer limit_exceeded.
         ws_max_size=settings.max_message_bytes * 2 + 4096,

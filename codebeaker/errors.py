@@ -15,6 +15,7 @@ from codebeaker_client.models.jsonrpc import RpcError
 from loguru import logger
 
 from codebeaker.exceptions import (
+    BatchTooLongError,
     CodeBeakerError,
     CommandFailedError,
     ContextNotFoundError,
@@ -41,6 +42,7 @@ from codebeaker.metrics import REJECTED
 __all__ = [
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
+    "INVALID_REQUEST",
     "PARSE_ERROR",
     "Described",
     "describe",
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
@@ -59,6 +62,7 @@ KINDS: tuple[tuple[type[CodeBeakerError], int, int, str], ...] = (
     (SessionNotFoundError, -32001, 404, "session_not_found"),
     (SessionTerminatedError, -32002, 410, "session_terminated"),
     (UnsupportedLanguageError, -32003, 422, "unsupported_language"),
+    (BatchTooLongError, INVALID_REQUEST, 413, "limit_exceeded"),
     (PayloadTooLargeError, -32004, 413, "limit_exceeded"),
     (LimitExceededError, -32004, 429, "limit_exceeded"),
     (SandboxUnavailableError, -32005, 503, "sandbox_unavailable"),

@@ -9,7 +9,8 @@
     ├── ExecutionFinishedError                   cancel of an execution that already ended
     ├── MalformedRequestError (ValueError)       a body or frame that is not JSON
     ├── LimitExceededError                       a server capacity limit
-    │   └── PayloadTooLargeError                 a body or frame over the size limit
+    │   ├── PayloadTooLargeError                 a body or frame over the size limit
+    │   └── BatchTooLongError                    a JSON-RPC batch over the item limit
     ├── UnauthorizedError (PermissionError)      missing or wrong API key
     ├── InputClosedError                         session.input with no command reading
     ├── ContextNotFoundError (KeyError)          a code context the session does not have
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "BatchTooLongError",
     "CodeBeakerError",
     "CommandFailedError",
     "ContainerGoneError",
@@ -134,6 +136,17 @@ class LimitExceededError(CodeBeakerError):
 class PayloadTooLargeError(LimitExceededError):
     def __init__(self, limit: str, maximum: int) -> None:
         super().__init__(limit, f"{limit.replace('_', ' ')} is over {maximum} bytes")
+
+
+class BatchTooLongError(LimitExceededError):
+    """JSON-RPC answers a batch it will not run as one invalid request (-32600)."""
+
+    def __init__(self, items: int, maximum: int) -> None:
+        super().__init__(
+            "batch_items",
+            f"a batch may hold at most {maximum} requests (CODEBEAKER_MAX_BATCH_ITEMS); "
+            f"this one holds {items}",
+        )
 
 
 class UnauthorizedError(CodeBeakerError, PermissionError):

@@ -44,6 +44,24 @@ class Settings(BaseSettings):
     """JSON lines, one per request (tenant, method, session, outcome; never content);
     unset: no audit log."""
 
+    # Limits (what one client can make the server hold; docs/security.md "Limits")
+    max_connections: int = Field(1024, ge=1)
+    """Open HTTP and WebSocket connections at once; past it new ones get 503 and are closed."""
+    handshake_timeout_seconds: float = Field(10, gt=0)
+    """A connection that has not sent a whole HTTP request (or finished its WebSocket
+    handshake) within this is closed: half-open connections cannot pile up."""
+    max_in_flight: int = Field(64, ge=1)
+    """Requests (each batch item counts) running at once per connection; past it the
+    server stops reading that connection and TCP pushes back."""
+    max_batch_items: int = Field(100, ge=1)
+    """Requests one JSON-RPC batch may hold; a longer batch is one ``-32600`` error."""
+    max_reply_bytes: int = Field(16 * MIB, ge=1024)
+    """Largest serialized reply (or batch item's reply); a larger one is replaced by
+    ``limit_exceeded`` (``data.limit: "reply_size"``)."""
+    max_pending_reply_bytes: int = Field(32 * MIB, ge=1024)
+    """Serialized replies one connection may hold unsent (a batch's until it is whole);
+    a reply past it is replaced by ``limit_exceeded`` (``"pending_reply_size"``)."""
+
     # Docker
     docker_url: str | None = None
     """Engine address (``unix:///var/run/docker.sock``, ``tcp://…``); unset means DOCKER_HOST."""
@@ -152,6 +170,7 @@ class Settings(BaseSettings):
             ("default_memory_mb", "max_memory_mb"),
             ("default_cpu_limit", "max_cpu_limit"),
             ("default_command_timeout_seconds", "max_command_timeout_seconds"),
+            ("max_reply_bytes", "max_pending_reply_bytes"),
         ]
         for default, maximum in pairs:
             if getattr(self, default) > getattr(self, maximum):

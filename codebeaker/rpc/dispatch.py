@@ -1,10 +1,17 @@
-"""One WebSocket text frame in, at most one text frame out (JSON-RPC 2.0 via jsonrpcserver)."""
+"""One WebSocket text frame in, at most one text frame out (JSON-RPC 2.0 via jsonrpcserver).
+
+A frame is read (``read_frame``: size, JSON, batch length), each request answered on its own
+(``answer``), and each reply serialized within the reply limit (``seal``). The transport
+runs these steps itself so that every batch item counts against its in-flight cap;
+``handle_frame`` strings them together for callers without a connection.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import fastjsonschema
@@ -12,19 +19,123 @@ from codebeaker_client.models import RpcErrorResponse
 from jsonrpcserver import async_dispatch_to_serializable
 from jsonrpcserver.main import schema as request_schema
 
-from codebeaker.api.wire import dumps
+from codebeaker.api.wire import clip, dumps
 from codebeaker.errors import rpc_error
-from codebeaker.exceptions import MalformedRequestError, PayloadTooLargeError
+from codebeaker.exceptions import (
+    BatchTooLongError,
+    InvalidParamsError,
+    LimitExceededError,
+    MalformedRequestError,
+    PayloadTooLargeError,
+)
 from codebeaker.rpc.methods import METHODS, Call
 from codebeaker.rpc.streaming import Notify, nowhere
 from codebeaker.rpc.watch import Watches
 from codebeaker.service import SandboxService
+from codebeaker.settings import Settings
 
-__all__ = ["dumps", "handle_frame"]
+__all__ = ["Frame", "answer", "dumps", "error_reply", "handle_frame", "join", "read_frame", "seal"]
+
+METHOD_NOT_FOUND = -32601
+MAX_PARAMS_MEMBERS = 64
+"""Every method takes a handful of named params: 300,000 unknown ones are refused whole."""
 
 validate_request = fastjsonschema.compile(request_schema)
 """jsonrpcserver's own request schema, compiled: the same rules ~20x faster than jsonschema,
 which cost more than the rest of a `session.list`."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A frame read: its requests (a lone request is a list of one), or, when it cannot be
+    run at all, the one reply it gets."""
+
+    requests: list[Any] = field(default_factory=list)
+    batch: bool = False
+    reply: str | None = None
+
+
+def error_reply(exc: BaseException, request_id: Any = None) -> str:
+    """The reply text of an error answered outside jsonrpcserver."""
+    return dumps(RpcErrorResponse(id=request_id, error=rpc_error(exc)).to_wire())
+
+
+def read_frame(text: str, settings: Settings) -> Frame:
+    """Check a frame's size, parse it, and check a batch's length, before anything runs."""
+    limit = settings.max_message_bytes
+    if len(text) > limit or len(text.encode("utf-8", errors="surrogatepass")) > limit:
+        return Frame(reply=error_reply(PayloadTooLargeError("message_size", limit)))
+    try:
+        parsed = json.loads(text, parse_float=_finite, parse_constant=_not_json)
+    except _NotFinite as exc:  # an id of 1e400 would be answered as Infinity: not JSON
+        message = f"numbers must be finite JSON numbers: {exc}"
+        return Frame(reply=error_reply(MalformedRequestError(message)))
+    except ValueError as exc:
+        message = f"Parse error: {clip(str(exc), 200)}"
+        return Frame(reply=error_reply(MalformedRequestError(message)))
+    except RecursionError:  # nested too deeply for the parser: still a parse error
+        return Frame(reply=error_reply(MalformedRequestError("the frame is nested too deeply")))
+    if not isinstance(parsed, list) or not parsed:  # an empty batch is one invalid request
+        return Frame(requests=[parsed])
+    if len(parsed) > settings.max_batch_items:
+        return Frame(reply=error_reply(BatchTooLongError(len(parsed), settings.max_batch_items)))
+    return Frame(requests=parsed, batch=True)
+
+
+async def answer(
+    request: Any,
+    service: SandboxService,
+    notify: Notify = nowhere,
+    watches: Watches | None = None,
+) -> Any:
+    """The reply to one request (not yet serialized); None for a notification."""
+    if isinstance(request, list):  # a batch inside a batch is one invalid request (-32600)
+        request = None
+    request_id = request.get("id") if isinstance(request, dict) else None
+    params = request.get("params") if isinstance(request, dict) else None
+    if isinstance(params, dict) and len(params) > MAX_PARAMS_MEMBERS:
+        # refused before jsonrpcserver and pydantic copy and check every member
+        if "id" not in request:
+            return None
+        message = (
+            f"params has {len(params)} members; no method takes more than {MAX_PARAMS_MEMBERS}"
+        )
+        exc = InvalidParamsError.single(["params"], message)
+        return RpcErrorResponse(id=request_id, error=rpc_error(exc)).to_wire()
+    call = Call(service, request_id, notify, watches)
+    reply = await async_dispatch_to_serializable(
+        "", METHODS, context=call, deserializer=lambda _: request, validator=validate_request
+    )
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if isinstance(error, dict) and error.get("code") == METHOD_NOT_FOUND:
+        # jsonrpcserver repeats the method name: never megabytes of it
+        error["data"] = clip(str(error.get("data", "")))
+    return reply
+
+
+def seal(reply: Any, settings: Settings) -> str:
+    """A reply as text within ``max_reply_bytes``: a larger one becomes ``limit_exceeded``,
+    one JSON cannot hold (NaN from somewhere below, or a value nested past the recursion
+    limit) an internal error, both with its id."""
+    request_id = reply.get("id") if isinstance(reply, dict) else None
+    try:
+        text = dumps(reply)
+    except (ValueError, RecursionError) as exc:  # NaN, or nested deeper than we can write
+        return error_reply(exc, request_id)
+    limit = settings.max_reply_bytes
+    if len(text) > limit:
+        message = (
+            f"the reply is {len(text)} bytes, over the {limit} byte limit "
+            "(CODEBEAKER_MAX_REPLY_BYTES); ask for less at once"
+        )
+        return error_reply(LimitExceededError("reply_size", message), request_id)
+    return text
+
+
+def join(replies: list[str]) -> str | None:
+    """A batch's reply from its items' (already serialized); None when all were
+    notifications."""
+    return "[" + ",".join(replies) + "]" if replies else None
 
 
 async def handle_frame(
@@ -32,35 +143,20 @@ async def handle_frame(
 ) -> str | None:
     """The reply to one frame; None for notifications and all-notification batches.
 
-    Batch items are dispatched one by one (concurrently) so that one malformed item gets
+    Batch items are answered one by one (concurrently) so that one malformed item gets
     its own "invalid request" error instead of failing the whole batch.
     """
-    limit = service.settings.max_message_bytes
-    if len(text) > limit or len(text.encode("utf-8", errors="surrogatepass")) > limit:
-        error = rpc_error(PayloadTooLargeError("message_size", limit))
-        return dumps(RpcErrorResponse(error=error).to_wire())
-    try:
-        parsed = json.loads(text, parse_float=_finite, parse_constant=_not_json)
-    except _NotFinite as exc:  # an id of 1e400 would be answered as Infinity: not JSON
-        error = rpc_error(MalformedRequestError(f"numbers must be finite JSON numbers: {exc}"))
-        return dumps(RpcErrorResponse(error=error).to_wire())
-    except ValueError:
-        # let jsonrpcserver word the parse error
-        reply = await async_dispatch_to_serializable(
-            text, METHODS, context=Call(service), validator=validate_request
-        )
-        return None if reply is None else dumps(reply)
-    except RecursionError:  # nested too deeply for the parser: still a parse error
-        error = rpc_error(MalformedRequestError("the frame is nested too deeply"))
-        return dumps(RpcErrorResponse(error=error).to_wire())
-    if isinstance(parsed, list) and parsed:
-        replies = await asyncio.gather(
-            *(_dispatch_one(item, service, notify, watches) for item in parsed)
-        )
-        answered = [reply for reply in replies if reply is not None]
-        return dumps(answered) if answered else None
-    reply = await _dispatch_one(parsed, service, notify, watches)
-    return None if reply is None else dumps(reply)
+    settings = service.settings
+    frame = read_frame(text, settings)
+    if frame.reply is not None:
+        return frame.reply
+    replies = await asyncio.gather(
+        *(answer(request, service, notify, watches) for request in frame.requests)
+    )
+    sealed = [seal(reply, settings) for reply in replies if reply is not None]
+    if frame.batch:
+        return join(sealed)
+    return sealed[0] if sealed else None
 
 
 class _NotFinite(ValueError):
@@ -76,15 +172,3 @@ def _finite(literal: str) -> float:
 
 def _not_json(literal: str) -> float:
     raise _NotFinite(literal)
-
-
-async def _dispatch_one(
-    request: Any, service: SandboxService, notify: Notify, watches: Watches | None
-) -> Any:
-    if isinstance(request, list):  # a batch inside a batch is one invalid request (-32600)
-        request = None
-    request_id = request.get("id") if isinstance(request, dict) else None
-    call = Call(service, request_id, notify, watches)
-    return await async_dispatch_to_serializable(
-        "", METHODS, context=call, deserializer=lambda _: request, validator=validate_request
-    )

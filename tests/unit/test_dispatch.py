@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from codebeaker.rpc import handle_frame
+from codebeaker.rpc.dispatch import MAX_PARAMS_MEMBERS, seal
 from codebeaker.runtimes import RUNTIMES
 from codebeaker.service import SandboxService
 from codebeaker.settings import Settings
@@ -273,3 +274,83 @@ async def test_session_cancel_answers_what_it_stopped(service: SandboxService) -
     bad = await ask(service, req("session.cancel", {"sessionId": sid, "requestId": True}, 4))
     assert bad["error"]["code"] == -32602
     assert bad["error"]["data"]["errors"][0]["loc"] == ["requestId"]
+
+
+async def test_a_batch_longer_than_the_cap_is_one_invalid_request(tmp_path: Path) -> None:
+    capped = FakeService(Settings(max_batch_items=3, data_dir=tmp_path))
+    replies = await ask(capped, [req("session.list", id_=n) for n in range(3)])
+    assert [reply["id"] for reply in replies] == [0, 1, 2]
+    reply = await ask(capped, [req("session.list", id_=n) for n in range(4)])
+    assert reply["id"] is None
+    assert reply["error"]["code"] == -32600
+    assert reply["error"]["data"] == {"kind": "limit_exceeded", "limit": "batch_items"}
+    assert "at most 3 requests" in reply["error"]["message"]
+    assert "holds 4" in reply["error"]["message"]
+
+
+def test_a_reply_over_the_reply_cap_becomes_limit_exceeded_with_its_id() -> None:
+    settings = Settings(max_reply_bytes=1024)
+    fits = {"jsonrpc": "2.0", "id": "a", "result": {"stdout": "\0" * 100}}
+    assert json.loads(seal(fits, settings)) == fits
+    big = {"jsonrpc": "2.0", "id": "a", "result": {"stdout": "\0" * 200}}  # 1,200 bytes as JSON
+    reply = json.loads(seal(big, settings))
+    assert reply["id"] == "a"
+    assert reply["error"]["code"] == -32004
+    assert reply["error"]["data"] == {"kind": "limit_exceeded", "limit": "reply_size"}
+    assert "1024 byte limit" in reply["error"]["message"]
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), _nested(100_000)])
+def test_a_reply_json_cannot_hold_becomes_an_internal_error(value: Any) -> None:
+    text = seal({"jsonrpc": "2.0", "id": 7, "result": {"x": value}}, Settings())
+    reply = json.loads(text, parse_constant=lambda literal: pytest.fail(literal))
+    assert reply["id"] == 7
+    assert reply["error"]["code"] == -32603
+    assert reply["error"]["data"]["kind"] == "internal_error"
+
+
+async def test_a_long_method_name_is_not_echoed_whole(service: SandboxService) -> None:
+    reply = await ask(service, req("m" * 1500))
+    assert reply["error"]["code"] == -32601
+    assert reply["error"]["data"] == "m" * 64 + "…"
+
+
+async def test_params_with_more_members_than_any_method_takes_are_refused(
+    service: SandboxService,
+) -> None:
+    many = {f"k{n}": 1 for n in range(MAX_PARAMS_MEMBERS + 1)}
+    reply = await ask(service, req("session.create", many))
+    assert reply["error"]["code"] == -32602
+    (error,) = reply["error"]["data"]["errors"]
+    assert error["loc"] == ["params"]
+    assert error["msg"].startswith(f"params has {MAX_PARAMS_MEMBERS + 1} members")
+    assert await ask(service, {"jsonrpc": "2.0", "method": "session.list", "params": many}) is None
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "[" + "[" * 900 + "]" * 900 + "]",
+        '[{"jsonrpc":"2.0","id":1,"method":"session.list","params":' + "[" * 50_000 + "}]",
+        '{"jsonrpc":"2.0","id":1,"method":"session.create","params":{"language":'
+        + "[" * 900
+        + "]" * 900
+        + "}}",
+    ],
+)
+async def test_deep_nesting_inside_batches_and_params_is_answered(
+    tmp_path: Path, frame: str
+) -> None:
+    roomy = FakeService(Settings(max_message_bytes=200_000, data_dir=tmp_path))
+    text = await handle_frame(frame, roomy)
+    assert text is not None
+    reply = json.loads(text)
+    first = reply[0] if isinstance(reply, list) else reply
+    assert first["error"]["code"] in (-32700, -32600, -32602), first
