@@ -26,8 +26,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.set_defaults(handler=lambda args: _serve(args.host, args.port))
     images = commands.add_parser("images", help="runtime images")
     images_commands = images.add_subparsers(dest="images_command", required=True)
-    build = images_commands.add_parser("build", help="build missing or changed runtime images")
-    build.add_argument("languages", nargs="*", help="only these languages (default: all)")
+    build = images_commands.add_parser("build", help="build missing or changed images")
+    build.add_argument(
+        "languages",
+        nargs="*",
+        help="only these languages, or `server` for the server's own image "
+        "(default: every language; the server's image only when named)",
+    )
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
     build.set_defaults(handler=lambda args: _build_images(args.languages, args.force))
 

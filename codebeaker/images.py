@@ -1,10 +1,11 @@
-"""Builds the runtime images, offline when no registry answers.
+"""Builds the runtime images, and on request the server's own, offline when no registry answers.
 
 Every language image builds on one common layer (docker/base: the sandbox user, the guest
-helper and the agent). An image is rebuilt only when its inputs change: its Dockerfile directory
-and the image below it, hashed into the ``codebeaker.image-hash`` label. The base is the
-configured registry image when it can be pulled; otherwise a Debian root made with
-debootstrap from this machine's own apt mirror and imported with ``docker import``.
+helper and the agent). The server image (docker/server, for compose.yaml) builds on the base
+itself, from the sources of the two distributions. An image is rebuilt only when its inputs
+change: its build context and the image below it, hashed into the ``codebeaker.image-hash``
+label. The base is the configured registry image when it can be pulled; otherwise a Debian root
+made with debootstrap from this machine's own apt mirror and imported with ``docker import``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,16 +28,34 @@ from codebeaker.exceptions import SandboxError
 from codebeaker.runtimes import RUNTIMES
 from codebeaker.settings import Settings
 
-__all__ = ["ImageBuild", "build_images", "debian_mirror"]
+__all__ = ["SERVER", "ImageBuild", "build_images", "debian_mirror", "selected", "server_context"]
 
-DOCKER = Path(__file__).resolve().parent.parent / "docker"
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
 COMMON = DOCKER / "base"  # the sandbox user and the guest helper, shared by every language
 SANDBOX = Path(__file__).resolve().parent / "sandbox"
 IN_IMAGE = tuple(  # stdlib-only, baked into every image
     SANDBOX / name for name in ("guest.py", "agent.py", "frames.py", "kernels.py", "kernel.py")
 )
+SERVER = "server"
+"""The name ``images build`` takes for the server's image; never built unless named."""
+SERVER_DOCKERFILE = "docker/server/Dockerfile"
+SERVER_SOURCES = (  # .dockerignore lets in the same: what the server image is built from
+    "docker/server",
+    "pyproject.toml",
+    "README.md",
+    "codebeaker",
+    "clients/python/pyproject.toml",
+    "clients/python/README.md",
+    "clients/python/codebeaker_client",
+)
+NOT_SOURCES = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+LOCAL_CA = Path("/usr/local/share/ca-certificates")
+"""Certificate authorities this machine added (Debian's place for them): pip in the server's
+build trusts them too, so a proxy that inspects TLS and that the host trusts does not fail it."""
 SUITE = "bookworm"
 PULL_TIMEOUT = 60.0
+REMOVE_TIMEOUT = 60.0
 # Written into the offline root, as Debian's own slim images do: later apt installs skip
 # documentation and translations, which nothing in a sandbox reads.
 DPKG_SLIM = """\
@@ -229,30 +248,65 @@ def content_hash(context: Path, base_id: str) -> str:
     return digest.hexdigest()
 
 
+def _directory(directory: Path, *extra: Path) -> Callable[[Path], None]:
+    """A build context of one docker/ directory, plus single files beside its Dockerfile."""
+
+    def fill(context: Path) -> None:
+        shutil.copytree(directory, context, dirs_exist_ok=True)
+        for source in extra:
+            shutil.copy2(source, context / source.name)
+
+    return fill
+
+
+def server_context(context: Path, root: Path = ROOT, local_ca: Path = LOCAL_CA) -> None:
+    """The server image's context: docker/server and the sources, each at its path in the
+    repository (so ``docker build -f docker/server/Dockerfile .`` from there works alike),
+    without caches, virtualenvs or tests: a few hundred KB, and an image that is current
+    is not rebuilt. This machine's own certificate authorities go to docker/server/local-ca."""
+    for name in SERVER_SOURCES:
+        source, target = root / name, context / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=NOT_SOURCES)
+        else:
+            shutil.copy2(source, target)
+    authorities = sorted(local_ca.rglob("*.crt")) if local_ca.is_dir() else []
+    for certificate in authorities:
+        target = context / "docker" / SERVER / "local-ca" / certificate.relative_to(local_ca)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(certificate, target)
+
+
 async def _build(
-    name: str, directory: Path, image: str, base: str, force: bool, replaced: list[str]
+    name: str,
+    fill: Callable[[Path], None],
+    image: str,
+    base: str,
+    force: bool,
+    replaced: list[str],
+    dockerfile: str = "Dockerfile",
 ) -> ImageBuild:
-    """Build one image unless its label says it is current; the id it replaces goes to
-    ``replaced``, to be removed once nothing newer builds on it."""
+    """Build one image from the context ``fill`` writes (``dockerfile`` in it), unless its
+    label says it is current; the id it replaces goes to ``replaced``, to be removed once
+    nothing newer builds on it."""
     started = time.monotonic()
     base_id = await _image_id(base)
     if base_id is None:
         raise SandboxError(f"base image {base} is missing")
     with tempfile.TemporaryDirectory(prefix=f"codebeaker-{name}-") as context:
-        shutil.copytree(directory, context, dirs_exist_ok=True)
-        if directory == COMMON:
-            for source in IN_IMAGE:
-                shutil.copy2(source, Path(context) / source.name)
+        fill(Path(context))
         wanted = content_hash(Path(context), base_id)
         if not force and await _image_label(image, LABEL_IMAGE_HASH) == wanted:
             return ImageBuild(name, image, "up-to-date", time.monotonic() - started)
         logger.info("building {}", image)
         old_id = await _image_id(image)
         await _run(
-            "docker", "build", "--network", "host", "--pull=false",
+            "docker", "build", "--network", "host", "--pull=false", "--force-rm",
             "--build-arg", f"BASE_IMAGE={base}",
             "--label", f"{LABEL_IMAGE_HASH}={wanted}",
             "--label", f"{LABEL_MANAGED}=true",
+            "--file", str(Path(context) / dockerfile),
             "--tag", image, context,
             timeout=1800,
         )  # fmt: skip
@@ -263,31 +317,49 @@ async def _build(
 
 async def _remove_replaced(image_ids: list[str]) -> None:
     """Each rebuild would otherwise leave a dangling image of hundreds of MB behind.
-    Children go first; an image someone tagged or a container still uses stays."""
+    Children go first; an image someone tagged or a container still uses stays, and so does
+    one the engine does not remove within a minute (it waits on a paused container)."""
     for image_id in reversed(image_ids):
         try:
             tags = await _run(
-                "docker", "image", "inspect", "--format", "{{len .RepoTags}}", image_id
-            )
+                "docker", "image", "inspect", "--format", "{{len .RepoTags}}", image_id,
+                timeout=REMOVE_TIMEOUT,
+            )  # fmt: skip
             if tags.strip() == "0":
-                await _run("docker", "image", "rm", image_id)
+                await _run("docker", "image", "rm", image_id, timeout=REMOVE_TIMEOUT)
         except SandboxError as exc:
             logger.debug("kept replaced image {}: {}", image_id[:19], exc)
 
 
+def selected(names: Sequence[str] | None) -> tuple[list[str], bool]:
+    """The languages (canonical names) and whether the server image is among ``names``."""
+    wanted = list(names or RUNTIMES.names())
+    languages = [RUNTIMES.get(name).name for name in wanted if name != SERVER]
+    return languages, SERVER in wanted
+
+
 async def build_images(
-    settings: Settings, languages: Sequence[str] | None = None, *, force: bool = False
+    settings: Settings, names: Sequence[str] | None = None, *, force: bool = False
 ) -> list[ImageBuild]:
     """Build what is missing or stale, one image at a time (two cores do not build faster
-    in parallel, and apt's downloads share one mirror)."""
-    names = [RUNTIMES.get(name).name for name in languages] if languages else RUNTIMES.names()
+    in parallel, and apt's downloads share one mirror). ``names`` are languages, or
+    ``server`` for the server's image; none means every runtime image (not the server's,
+    which only a container deployment needs)."""
+    languages, server = selected(names)
     base = await ensure_base(settings)
-    common = f"{settings.image_prefix}/runtime-base:latest"
     replaced: list[str] = []
-    builds = [await _build("runtime-base", COMMON, common, base, force, replaced)]
-    for name in names:
-        image = settings.image_for(name)
-        directory = DOCKER / "runtimes" / name
-        builds.append(await _build(name, directory, image, common, force, replaced))
+    builds: list[ImageBuild] = []
+    common = f"{settings.image_prefix}/runtime-base:latest"
+    if languages:
+        fill = _directory(COMMON, *IN_IMAGE)
+        builds.append(await _build("runtime-base", fill, common, base, force, replaced))
+    for name in languages:
+        fill = _directory(DOCKER / "runtimes" / name)
+        builds.append(await _build(name, fill, settings.image_for(name), common, force, replaced))
+    if server:
+        image = settings.image_for(SERVER)
+        builds.append(
+            await _build(SERVER, server_context, image, base, force, replaced, SERVER_DOCKERFILE)
+        )
     await _remove_replaced(replaced)
     return builds
