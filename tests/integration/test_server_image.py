@@ -165,6 +165,8 @@ async def test_server_image_serves_a_session_and_leaves_nothing_behind(
     assert (status, health["status"], health["docker"]) == (200, "ok", "ok"), health
     info = await docker.containers.get(container)
     assert info["Config"]["User"] == SERVER_UID  # not root, yet it reaches the engine
+    refused, _ = await http_get(url + "/api/v1/sessions")
+    assert refused == 401  # the mounted keys file is in force
 
     async with (
         AsyncCodeBeaker(f"ws://127.0.0.1:{port}/ws/jsonrpc", api_key=deployment.key) as client,
