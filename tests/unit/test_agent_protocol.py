@@ -1,12 +1,13 @@
 """The agent's framing and the driver-side values both drivers share."""
 
 import asyncio
+import os
 from typing import Any, cast
 
 import pytest
 
 from codebeaker.exceptions import LimitExceededError, SandboxError
-from codebeaker.sandbox.agent import cwd_failure, start_failure
+from codebeaker.sandbox.agent import Agent, cwd_failure, start_failure
 from codebeaker.sandbox.agent_driver import AgentLink, Credit, _forward, _to_the_end
 from codebeaker.sandbox.docker import AttachedExec
 from codebeaker.sandbox.driver import OutputBuffer, ProcessRequest, StdinPipe, finished
@@ -219,3 +220,30 @@ async def test_work_that_holds_a_lock_is_finished_even_when_its_task_is_cancelle
     with pytest.raises(asyncio.CancelledError):
         await task
     assert finished.is_set()
+
+
+def test_a_start_that_fails_any_way_closes_what_it_opened() -> None:
+    """A value Popen refuses (a NUL in the environment: the models refuse it, the agent must
+    not rely on that) used to leak the two output pipes per call."""
+    answers, outbound = os.pipe()
+    agent = Agent(inbound=-1, outbound=outbound)
+    header = {
+        "argv": ["true"],
+        "cwd": "/",
+        "env": {"BAD": "nul\0"},
+        "marker": "m",
+        "timeout": 5,
+        "limit": 64,
+        "interactive": True,
+    }
+    before = len(os.listdir("/proc/self/fd"))
+    for ident in range(1, 21):
+        agent.run(ident, header, b"")
+    assert len(os.listdir("/proc/self/fd")) == before
+    frames = [header for header, _ in decode(bytearray(os.read(answers, 1 << 16)))]
+    assert [frame["id"] for frame in frames] == list(range(1, 21))
+    assert {frame["t"] for frame in frames} == {"exit"}
+    assert all(frame["code"] == 126 for frame in frames), frames[0]
+    agent.selector.close()
+    os.close(answers)
+    os.close(outbound)
