@@ -374,7 +374,8 @@ class Agent:
             if data:
                 self.send({"t": "taken", "id": ident, "n": len(data)})
             return
-        command.pending += data[: max(STDIN_WINDOW - len(command.pending), 0)]
+        room = STDIN_WINDOW - (len(command.pending) - command.unreported)
+        command.pending += data[: max(room, 0)]
         command.eof_wanted = command.eof_wanted or eof
         self.pump_stdin(command)
 

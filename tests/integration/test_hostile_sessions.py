@@ -202,3 +202,22 @@ async def test_failed_spawns_leak_no_descriptors(
         if driver == "agent":
             assert await agent_fds(docker, session["containerId"]) == before
         assert_rss_below(server_process)
+
+
+async def test_flow_control_loses_no_byte_of_a_program_that_reads(
+    server_process: ServerProcess, connect: ConnectFactory, make_session: SessionFactory
+) -> None:
+    """The window is handed back as the program reads: more input than the agent's window
+    and the server's cap together reaches it whole, after the stdin sent with the call."""
+    client = await connect()
+    session_id = (await make_session("python", client=client))["sessionId"]
+    request_id, counting = await start_shell(
+        client, session_id, ["wc", "-c"], stream=True, stdin="s" * FRAME_DATA
+    )
+    for _ in range(14):
+        params = {"sessionId": session_id, "requestId": request_id, "data": "z" * FRAME_DATA}
+        await client.result("session.input", params)
+    await client.result("session.input", {"sessionId": session_id, "eof": True})
+    result = (await asyncio.wait_for(counting, 60))["result"]
+    assert result["success"], result
+    assert result["result"]["stdout"].strip() == str(15 * FRAME_DATA), result
