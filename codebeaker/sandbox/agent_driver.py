@@ -374,7 +374,7 @@ class AgentDriver(Driver):
         if not done.done() or done.result().get("t") == "lost":
             try:
                 await self._recover(link, marker, since)
-            except AgentUnavailableError as exc:
+            except SandboxError as exc:  # no agent, or no container left to kill in
                 logger.warning("agent in {} not restarted: {}", self.container_id[:12], exc)
 
     async def _recover(self, lost: AgentLink, marker: str, since: float) -> None:

@@ -8,8 +8,14 @@ import pytest
 
 from codebeaker.exceptions import LimitExceededError, SandboxError
 from codebeaker.sandbox.agent import Agent, cwd_failure, start_failure
-from codebeaker.sandbox.agent_driver import AgentLink, Credit, _forward, _to_the_end
-from codebeaker.sandbox.docker import AttachedExec
+from codebeaker.sandbox.agent_driver import (
+    AgentDriver,
+    AgentLink,
+    Credit,
+    _forward,
+    _to_the_end,
+)
+from codebeaker.sandbox.docker import AttachedExec, DockerBackend
 from codebeaker.sandbox.driver import OutputBuffer, ProcessRequest, StdinPipe, finished
 from codebeaker.sandbox.frames import decode, encode
 
@@ -247,3 +253,56 @@ def test_a_start_that_fails_any_way_closes_what_it_opened() -> None:
     agent.selector.close()
     os.close(answers)
     os.close(outbound)
+
+
+class FakeAgent:
+    """An attached agent that starts commands which run until cancelled, and says so."""
+
+    stderr_tail = b""
+
+    def __init__(self) -> None:
+        self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._inbox = bytearray()
+        self.seen: list[str] = []
+        self._out.put_nowait(encode({"t": "ready", "id": 0, "ok": True, "window": 4}))
+
+    async def write(self, data: bytes) -> None:
+        self._inbox += data
+        for header, _ in decode(self._inbox):
+            self.seen.append(str(header["op"]))
+            if header["op"] == "cancel":
+                asyncio.get_running_loop().call_later(0.05, self._cancelled, header)
+
+    def _cancelled(self, header: dict[str, Any]) -> None:
+        self._out.put_nowait(encode({"t": "reply", "id": header["id"], "ok": True}))
+        exit_frame = {"t": "exit", "id": header["run"], "code": 137, "cancelled": True}
+        self._out.put_nowait(encode(exit_frame))
+        self.seen.append("exited")
+
+    async def read(self) -> bytes | None:
+        return await self._out.get()
+
+    async def aclose(self) -> None:
+        self._out.put_nowait(None)
+
+
+class FakeBackend:
+    def __init__(self, agent: FakeAgent) -> None:
+        self.agent = agent
+
+    async def attach(self, *args: Any, **kwargs: Any) -> FakeAgent:
+        return self.agent
+
+
+async def test_a_run_whose_caller_is_cancelled_ends_its_command_before_returning() -> None:
+    """The session's lock is let go when ``run`` returns: the command must be over by then."""
+    agent = FakeAgent()
+    driver = AgentDriver(cast(DockerBackend, FakeBackend(agent)), "c0ffee")
+    request = ProcessRequest(("sleep", "60"), "/workspace", 60.0, 1024)
+    running = asyncio.create_task(driver.run(request))
+    await asyncio.sleep(0.02)
+    assert agent.seen == ["run"]
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert agent.seen == ["run", "cancel", "exited"]
