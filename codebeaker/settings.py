@@ -107,7 +107,11 @@ class Settings(BaseSettings):
     read_file_limit_bytes: int = Field(10 * MIB, ge=1024)
     """Default and largest ``maxBytes`` of ``read_file``."""
     max_write_bytes: int = Field(10 * MIB, ge=1024)
-    """Largest decoded ``content`` of one ``write_file``."""
+    """Largest decoded ``content`` of one ``write_file``; also the most ``session.input``
+    that may wait in the server for one streamed command or cell."""
+    max_parked_input_bytes: int = Field(16 * MIB, ge=1024)
+    """``session.input`` waiting in the server for all of a session's streamed commands and
+    cells together (queued ones, and running ones that read slower than they are sent)."""
 
     # Code contexts (context.*, session.run_code)
     max_contexts_per_session: int = Field(8, ge=1)

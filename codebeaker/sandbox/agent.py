@@ -14,13 +14,17 @@ Frames, both ways: ``>II`` (header length, body length), a JSON header, the raw 
 
 Server to agent, each with an ``id``:
     run     argv, cwd, env, marker, timeout, limit, stdin, interactive; body: first stdin
-    input   eof; body: more stdin for the running command ``id``
+    input   eof; body: more stdin for the running command ``id``, never more than the
+            agent's window allows: ``ready`` gives the window, ``taken`` hands it back
     cancel  run: the running command ``run`` gets a timeout's tree kill (session.cancel)
     kill    marker, since: guest.py's tree kill, for a command the server lost track of
     write, read, mkdir, copy, delete, list: guest.py's file operations, as uid 1000
     ctx_*   code contexts: one kernel process each (kernels.py says how)
 Agent to server:
-    ready   id 0, once at start: whether it can switch to the sandbox user
+    ready   id 0, once at start: whether it can switch to the sandbox user; window (the
+            stdin bytes one command may have waiting here: the server sends no more)
+    taken   n: bytes of a command's stdin passed to it (or dropped, its input closed):
+            that much more of the window is free (credit-based flow control)
     out     stream (1 stdout, 2 stderr); body: output, never past ``limit`` per stream
     exit    code, timed_out, overflowed, cancelled, error ("<kind>: <detail>" when it
             never started)
@@ -64,6 +68,9 @@ MAX_ORPHANS = 64  # pipes of finished commands still held by their background pr
 SANDBOX_UID = guest.SANDBOX_UID
 EXIT_CANNOT_RUN = 126
 EXIT_NOT_FOUND = 127
+STDIN_WINDOW = 1 << 20
+"""stdin held here for one command that has not read it yet; the server waits for
+``taken`` frames before it sends more, and anything past the window is dropped."""
 
 
 @contextlib.contextmanager
@@ -159,6 +166,8 @@ class Command:
         self.outputs: dict[int, int] = {}  # fd -> stream
         self.stdin_fd: int | None = None
         self.pending = bytearray()
+        self.unreported = 0
+        """Bytes of ``pending`` that came with ``run``: not counted against the window."""
         self.eof_wanted = False
         self.timed_out = False
         self.overflowed = False
@@ -182,7 +191,8 @@ class Agent:
 
     def serve(self) -> None:
         problem = self.check_privileges()
-        self.send({"t": "ready", "id": 0, "ok": problem is None, "problem": problem})
+        ready = {"t": "ready", "id": 0, "ok": problem is None, "problem": problem}
+        self.send({**ready, "window": STDIN_WINDOW})
         if problem is not None:
             return
         os.setgroups([])
@@ -272,37 +282,63 @@ class Agent:
     # ------------------------------------------------------------------ commands
 
     def run(self, ident: int, header: Header, body: bytes) -> None:
-        argv = [str(part) for part in header["argv"]]
-        interactive = bool(header.get("interactive"))
-        env = {**self.env, **header.get("env", {}), guest.MARKER_ENV: header["marker"]}
-        stdin_read, stdin_write = os.pipe() if header.get("stdin") or interactive else (-1, -1)
-        out_read, out_write = os.pipe()
-        err_read, err_write = os.pipe()
         try:
-            process = spawn(argv, header["cwd"], env, stdin_read, out_write, err_write)
+            command, stdin_write = self.start(ident, header)
         except StartError as exc:
-            for fd in (stdin_write, out_read, err_read):
-                if fd >= 0:
-                    os.close(fd)
             self.send({"t": "exit", "id": ident, "code": exc.code, "error": exc.error})
             return
-        finally:
-            for fd in (stdin_read, out_write, err_write):  # the child's ends
-                if fd >= 0:
-                    os.close(fd)
-        command = Command(ident, header, process)
         self.commands[ident] = command
-        for fd, stream in ((out_read, 1), (err_read, 2)):
+        for fd in command.outputs:
             os.set_blocking(fd, False)
-            command.outputs[fd] = stream
             self.selector.register(fd, selectors.EVENT_READ, self.reader(command, fd))
         self.selector.register(command.pidfd, selectors.EVENT_READ, lambda: self.finish(command))
         if stdin_write >= 0:
             os.set_blocking(stdin_write, False)
             command.stdin_fd = stdin_write
             command.pending += body
-            command.eof_wanted = not interactive
+            command.unreported = len(body)  # the first stdin came with the run, uncounted
+            command.eof_wanted = not header.get("interactive")
             self.pump_stdin(command)
+
+    def start(self, ident: int, header: Header) -> tuple[Command, int]:
+        """The command started, with its output pipes, and our end of its stdin (-1 for
+        none). Whatever fails on the way (a bad directory, an exec error, no descriptor
+        left, a value Popen cannot take) closes every descriptor it opened first."""
+        interactive = bool(header.get("interactive"))
+        ours: list[int] = []  # closed should the start fail
+        theirs: list[int] = []  # the child's ends: closed in any case
+        try:
+            argv = [str(part) for part in header["argv"]]
+            env = {**self.env, **header.get("env", {}), guest.MARKER_ENV: header["marker"]}
+            stdin_read = stdin_write = -1
+            if header.get("stdin") or interactive:
+                stdin_read, stdin_write = os.pipe()
+                theirs.append(stdin_read)
+                ours.append(stdin_write)
+            out_read, out_write = os.pipe()
+            ours.append(out_read)
+            theirs.append(out_write)
+            err_read, err_write = os.pipe()
+            ours.append(err_read)
+            theirs.append(err_write)
+            process = spawn(argv, header["cwd"], env, stdin_read, out_write, err_write)
+            try:
+                command = Command(ident, header, process)
+            except Exception:
+                process.kill()
+                process.wait()
+                raise
+        except Exception as exc:
+            for fd in ours:
+                os.close(fd)
+            if isinstance(exc, StartError):
+                raise
+            raise StartError(EXIT_CANNOT_RUN, f"start_failed: {exc}") from None
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        command.outputs = {out_read: 1, err_read: 2}
+        return command, stdin_write
 
     def reader(self, command: Command, fd: int) -> Callable[[], bool]:
         return lambda: self.read_output(command, fd)
@@ -332,9 +368,14 @@ class Agent:
         command = self.commands.get(ident)
         if command is None and self.kernels.feed(ident, data, eof):
             return
-        if command is None or command.stdin_fd is None:
-            return  # it finished, or closed its input, before this arrived
-        command.pending += data
+        if command is None:
+            return  # it finished before this arrived: the server stops sending with it
+        if command.stdin_fd is None:  # it closed its input: dropped, the window handed back
+            if data:
+                self.send({"t": "taken", "id": ident, "n": len(data)})
+            return
+        room = STDIN_WINDOW - (len(command.pending) - command.unreported)
+        command.pending += data[: max(room, 0)]
         command.eof_wanted = command.eof_wanted or eof
         self.pump_stdin(command)
 
@@ -352,11 +393,19 @@ class Agent:
         self.send({"t": "reply", "id": ident, "ok": True, "cancelled": stopping})
 
     def pump_stdin(self, command: Command) -> None:
+        """Pass waiting stdin to the program as far as its pipe takes it, and tell the
+        server how much of the window that freed."""
         fd = command.stdin_fd
         if fd is None:
             return
+        waiting = len(command.pending)
         if not write_ready(fd, command.pending, CHUNK):  # the program closed its input
             command.eof_wanted = True
+        freed = waiting - len(command.pending)
+        counted = max(freed - command.unreported, 0)
+        command.unreported = max(command.unreported - freed, 0)
+        if counted:
+            self.send({"t": "taken", "id": command.ident, "n": counted})
         registered = fd in self.selector.get_map()
         if command.pending and not registered:
             self.selector.register(fd, selectors.EVENT_WRITE, lambda: self.pump_stdin(command))

@@ -10,11 +10,12 @@ and the session goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from loguru import logger
@@ -49,6 +50,7 @@ GONE_CHECKS, GONE_CHECK_SECONDS = 5, 0.2  # after a failed start: is the contain
 LOST = "agent_lost"
 LOST_FRAME: Header = {"t": "lost"}
 CELL_STATUSES = ("ok", "error", "interrupted", "timeout")
+EXIT_CANNOT_RUN = 126
 
 Handler = Callable[[Header, bytes], None]
 
@@ -58,7 +60,15 @@ class AgentUnavailableError(SandboxError):
 
 
 class AgentLink:
-    """One agent process: frames out, frames routed back to whoever asked by ``id``."""
+    """One agent process: frames out, frames routed back to whoever asked by ``id``.
+
+    Frames go out through one writer task, in the order they were sent. No caller ever
+    waits on the stream's drain itself: aiohttp shares one drain future among all writers
+    of a connection, and a caller cancelled while waiting on it (a command's stdin feeder,
+    when the command ends) would cancel it for every later writer, whose requests then
+    vanish with a ``CancelledError``. A cancelled caller only stops waiting for its own
+    frame; the frame is written whole or, if not taken yet, not at all.
+    """
 
     def __init__(self, attached: AttachedExec) -> None:
         self._attached = attached
@@ -67,9 +77,14 @@ class AgentLink:
         self._ready: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
         # A link that ends before anyone waits for it (its run was killed meanwhile) fails
         # the future with nobody to read it: read it here, so it is not logged as lost.
-        self._ready.add_done_callback(lambda ready: ready.cancelled() or ready.exception())
-        self._write = asyncio.Lock()
+        self._ready.add_done_callback(_retrieved)
+        self._outbox: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
+        """Frames to write; each sender waits for its own, so it holds one per sender."""
+        self.window: int | None = None
+        """How much stdin the agent holds for one command (its ``ready`` says); None: an
+        agent without flow control, sent input as it comes."""
         self._reader = asyncio.create_task(self._read())
+        self._writer = asyncio.create_task(self._write())
 
     @property
     def closed(self) -> bool:
@@ -95,8 +110,34 @@ class AgentLink:
             for handler in list(self._handlers.values()):
                 handler(LOST_FRAME, b"")
 
+    async def _write(self) -> None:
+        """The only writer of the agent's stdin (see the class): until the stream fails or
+        the link is closed; then every frame still waiting fails with ``SandboxError``."""
+        failure = SandboxError("the agent link is closed")
+        written: asyncio.Future[None] | None = None
+        try:
+            while True:
+                data, written = await self._outbox.get()
+                if written.done():  # its sender gave up before it was taken
+                    continue
+                await self._attached.write(data)
+                if not written.done():
+                    written.set_result(None)
+        except SandboxError as exc:
+            failure = exc
+        finally:
+            waiting = [written] if written is not None else []
+            while not self._outbox.empty():
+                waiting.append(self._outbox.get_nowait()[1])
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(failure)
+
     async def ready(self, timeout: float) -> Header:
-        return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        ready = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        window = ready.get("window")
+        self.window = int(window) if window else None
+        return ready
 
     def open(self, handler: Handler) -> int:
         """A new request id whose frames go to ``handler`` (a lost agent sends "lost")."""
@@ -110,8 +151,14 @@ class AgentLink:
         self._handlers.pop(ident, None)
 
     async def send(self, header: Header, body: bytes = b"") -> None:
-        async with self._write:
-            await self._attached.write(encode(header, body))
+        """Write one frame; ``SandboxError`` if the agent is gone. Cancelling the wait
+        never cuts the frame nor harms another sender's."""
+        if self._writer.done():
+            raise SandboxError("the agent link is closed")
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        written.add_done_callback(_retrieved)
+        self._outbox.put_nowait((encode(header, body), written))
+        await written
 
     async def request(self, header: Header, timeout: float) -> Header:
         """One frame out, its reply back; ``{"t": "lost"}`` if the agent died or hung."""
@@ -133,7 +180,39 @@ class AgentLink:
 
     async def aclose(self) -> None:
         self._reader.cancel()
+        self._writer.cancel()
         await self._attached.aclose()
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Read a future's failure, so one whose waiter left is not logged as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
+class Credit:
+    """How many more bytes of live stdin the agent takes for one command: its window at
+    first, less what was sent, plus what it reports ``taken``. None: no limit."""
+
+    def __init__(self, window: int | None) -> None:
+        self._left = window
+        self._more = asyncio.Event()
+
+    def grant(self, size: int) -> None:
+        if self._left is not None:
+            self._left += size
+            self._more.set()
+
+    async def take(self) -> int | None:
+        """Wait for room; how many bytes may go now (None: any number)."""
+        while self._left is not None and self._left <= 0:
+            self._more.clear()
+            await self._more.wait()
+        return self._left
+
+    def spend(self, size: int) -> None:
+        if self._left is not None:
+            self._left -= size
 
 
 class AgentDriver(Driver):
@@ -205,10 +284,13 @@ class AgentDriver(Driver):
             return lost(b"", b"", f"the sandbox agent could not be started ({exc})")
         output = OutputBuffer(request.output_limit, on_output)
         done: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
+        credit = Credit(link.window)
 
         def receive(header: Header, body: bytes) -> None:
             if header["t"] == "out":
                 output.feed(int(header["stream"]), body)
+            elif header["t"] == "taken":
+                credit.grant(int(header["n"]))
             elif not done.done():
                 done.set_result(header)
 
@@ -231,8 +313,14 @@ class AgentDriver(Driver):
         if request.cancel is not None:
             canceller = asyncio.create_task(self._cancel_when(request.cancel, link, ident))
         try:
-            header = await _exchange(link, frame, body, done, stdin, request.timeout + GRACE)
+            header = await _exchange(
+                link, frame, body, done, stdin, credit, request.timeout + GRACE
+            )
+        except BaseException:  # our caller was cancelled: the command must not outlive its turn
+            await _to_the_end(self._stop(link, ident, done, marker, since))
+            raise
         finally:
+            link.close_request(ident)
             if canceller is not None:
                 canceller.cancel()
         if header["t"] == "lost":
@@ -251,6 +339,8 @@ class AgentDriver(Driver):
                 "the sandbox agent stopped during the command and was restarted; "
                 "the command's processes were killed",
             )
+        if header["t"] != "exit":  # refused outright (a frame the agent could not take)
+            header = {"code": EXIT_CANNOT_RUN, "error": f"start_failed: {header.get('message')}"}
         if header.get("error"):
             message = str(header["error"])
             return ProcessResult(b"", message.encode() + b"\n", int(header["code"]), error=message)
@@ -271,6 +361,23 @@ class AgentDriver(Driver):
                 self.container_id[:12],
                 reply.get("message"),
             )
+
+    async def _stop(
+        self, link: AgentLink, ident: int, done: asyncio.Future[Header], marker: str, since: float
+    ) -> None:
+        """End command ``ident`` before its caller lets go of the session's lock: a cancel,
+        then its exit awaited. An agent that does not confirm it within ``GRACE`` is
+        declared lost, and a new one kills what is left of the command by its marker."""
+        if not done.done():
+            reply = await link.request({"op": "cancel", "run": ident}, REPLY_TIMEOUT)
+            if reply.get("t") != "lost":
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(done), GRACE)
+        if not done.done() or done.result().get("t") == "lost":
+            try:
+                await self._recover(link, marker, since)
+            except SandboxError as exc:  # no agent, or no container left to kill in
+                logger.warning("agent in {} not restarted: {}", self.container_id[:12], exc)
 
     async def _recover(self, lost: AgentLink, marker: str, since: float) -> None:
         """A new agent kills what the lost one left running of the command."""
@@ -365,7 +472,11 @@ class AgentDriver(Driver):
         }
         body = request.code.encode("utf-8", errors="surrogatepass")
         # past the deadline: the interrupt's grace, a kill and a new interpreter
-        reply = await _exchange(link, frame, body, done, stdin, request.timeout + 2 * GRACE)
+        seconds = request.timeout + 2 * GRACE
+        try:  # the agent keeps a cell's input itself, within a cap of its own: no credit
+            reply = await _exchange(link, frame, body, done, stdin, Credit(None), seconds)
+        finally:
+            link.close_request(ident)
         if reply["t"] == "lost":
             await self._recover_context(link, name)
             return _cell_lost(output.stdout, output.stderr, "the sandbox agent stopped")
@@ -444,27 +555,43 @@ async def _exchange(
     body: bytes,
     done: asyncio.Future[Header],
     stdin: StdinPipe | None,
+    credit: Credit,
     seconds: float,
 ) -> Header:
     """Send a request whose frames go to the handler opened as its ``id``, pass it live
     input, and wait for its end: ``{"t": "lost"}`` when the agent died or hung."""
     ident = int(frame["id"])
-    feeder = asyncio.create_task(_forward(link, ident, stdin)) if stdin else None
+    feeder = asyncio.create_task(_forward(link, ident, stdin, credit)) if stdin else None
     try:
         await link.send(frame, body)
         return await asyncio.wait_for(asyncio.shield(done), seconds)
     except (SandboxError, TimeoutError):
         return LOST_FRAME
     finally:
-        link.close_request(ident)
         if feeder is not None:
             feeder.cancel()
 
 
-async def _forward(link: AgentLink, ident: int, stdin: StdinPipe) -> None:
-    """Pass ``session.input`` data to the agent until EOF."""
-    while True:
-        chunk = await stdin.read()
-        await link.send({"op": "input", "id": ident, "eof": chunk is None}, chunk or b"")
-        if chunk is None:
-            return
+async def _forward(link: AgentLink, ident: int, stdin: StdinPipe, credit: Credit) -> None:
+    """Pass ``session.input`` data to the agent until EOF, no faster than its window lets
+    it: what the program has not read waits in ``stdin``, which refuses more past its cap.
+    A gone agent ends this quietly; the request's own wait reports it."""
+    with contextlib.suppress(SandboxError):
+        while True:
+            chunk = await stdin.read(await credit.take())
+            if chunk is not None:
+                credit.spend(len(chunk))
+            await link.send({"op": "input", "id": ident, "eof": chunk is None}, chunk or b"")
+            if chunk is None:
+                return
+
+
+async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to its end even when our own task is cancelled meanwhile: a caller
+    that holds a session's lock keeps it until the work is done, then goes on with its
+    cancellation."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    task.result()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -107,31 +108,44 @@ class CellResult:
 
 class StdinPipe:
     """Input that reaches a command while it runs (``session.input``); ``None`` is EOF.
-    At most ``limit`` bytes wait here (for a command still queued behind another)."""
+    At most ``limit`` bytes wait here: for a command still queued behind another, or for
+    one that reads slower than it is sent input (the agent takes only what its window
+    allows), so a program that never reads makes ``write`` refuse, not the server grow."""
 
     def __init__(self, limit: int) -> None:
-        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._chunks: deque[bytes] = deque()
+        self._arrived = asyncio.Event()
         self._limit = limit
-        self._waiting = 0
+        self.waiting = 0
+        """Bytes written and not yet read."""
         self.closed = False
 
     def write(self, data: bytes, eof: bool = False) -> None:
         if self.closed:
             raise RuntimeError("stdin is already closed")
-        if self._waiting + len(data) > self._limit:
+        if self.waiting + len(data) > self._limit:
             raise LimitExceededError(
                 "stdin", f"more than {self._limit} bytes of input wait for the command"
             )
         if data:
-            self._waiting += len(data)
-            self._chunks.put_nowait(data)
-        if eof:
-            self._chunks.put_nowait(None)
-            self.closed = True
+            self.waiting += len(data)
+            self._chunks.append(data)
+        self.closed = eof
+        self._arrived.set()
 
-    async def read(self) -> bytes | None:
-        chunk = await self._chunks.get()
-        self._waiting -= len(chunk or b"")
+    async def read(self, limit: int | None = None) -> bytes | None:
+        """The next piece of input, at most ``limit`` bytes (the rest stays first in
+        line); None once it is all read and EOF was written."""
+        while not self._chunks:
+            if self.closed:
+                return None
+            self._arrived.clear()
+            await self._arrived.wait()
+        chunk = self._chunks.popleft()
+        if limit is not None and len(chunk) > limit:
+            self._chunks.appendleft(chunk[limit:])
+            chunk = chunk[:limit]
+        self.waiting -= len(chunk)
         return chunk
 
 

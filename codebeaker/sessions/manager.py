@@ -325,6 +325,12 @@ class SessionManager:
         stdin = session.jobs.stdin(call_id)
         if stdin is None:
             raise InputClosedError(session_id, call_id)
+        limit = self._settings.max_parked_input_bytes
+        if sum(pipe.waiting for pipe in session.inputs) + len(data) > limit:
+            raise LimitExceededError(
+                "parked_input",
+                f"more than {limit} bytes of input wait for the session's streamed commands",
+            )
         stdin.write(data, eof)
         session.touch()
 

@@ -1,11 +1,21 @@
 """The agent's framing and the driver-side values both drivers share."""
 
 import asyncio
+import os
+from typing import Any, cast
 
 import pytest
 
-from codebeaker.exceptions import LimitExceededError
-from codebeaker.sandbox.agent import cwd_failure, start_failure
+from codebeaker.exceptions import LimitExceededError, SandboxError
+from codebeaker.sandbox.agent import Agent, cwd_failure, start_failure
+from codebeaker.sandbox.agent_driver import (
+    AgentDriver,
+    AgentLink,
+    Credit,
+    _forward,
+    _to_the_end,
+)
+from codebeaker.sandbox.docker import AttachedExec, DockerBackend
 from codebeaker.sandbox.driver import OutputBuffer, ProcessRequest, StdinPipe, finished
 from codebeaker.sandbox.frames import decode, encode
 
@@ -87,3 +97,212 @@ async def test_stdin_pipe_holds_at_most_its_limit_unread() -> None:
     assert await pipe.read() == b"abc"  # read: room again, and nothing was lost
     pipe.write(b"defg")
     assert await pipe.read() == b"defg"
+
+
+async def test_stdin_pipe_reads_at_most_what_is_asked_and_keeps_the_rest_first() -> None:
+    pipe = StdinPipe(limit=16)
+    pipe.write(b"abcdef")
+    pipe.write(b"gh", eof=True)
+    assert pipe.waiting == 8
+    assert await pipe.read(4) == b"abcd"
+    assert pipe.waiting == 4
+    assert [await pipe.read(), await pipe.read(), await pipe.read()] == [b"ef", b"gh", None]
+    assert pipe.waiting == 0
+
+
+class SharedDrain:
+    """An attached exec whose writes wait on one drain future shared by every writer, as
+    aiohttp's ``_drain_helper`` does while the transport is paused."""
+
+    stderr_tail = b""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self.paused = True
+
+    async def write(self, data: bytes) -> None:
+        self.written += data
+        if self.paused:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    def resume(self) -> None:
+        self.paused = False
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read(self) -> bytes | None:
+        await asyncio.Event().wait()  # the agent never answers here
+        return None
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_writer_cancelled_mid_drain_harms_no_later_writer() -> None:
+    """A stdin feeder cancelled while its frame drains (its command ended) used to cancel
+    the shared drain future: the next command's ``send`` raised ``CancelledError``."""
+    attached = SharedDrain()
+    link = AgentLink(cast(AttachedExec, attached))
+    feeder = asyncio.create_task(link.send({"op": "input", "id": 1}, b"x" * 1000))
+    await asyncio.sleep(0.01)  # the feeder's frame is written, its drain pending
+    feeder.cancel()
+    await asyncio.gather(feeder, return_exceptions=True)
+    nxt = asyncio.create_task(link.send({"op": "run", "id": 2}))
+    await asyncio.sleep(0.01)
+    attached.resume()
+    await asyncio.wait_for(nxt, 1)  # written, not cancelled
+    frames = [header for header, _ in decode(attached.written)]
+    assert frames == [{"op": "input", "id": 1}, {"op": "run", "id": 2}]
+    await link.aclose()
+
+
+async def test_a_closed_link_fails_its_senders_instead_of_leaving_them_waiting() -> None:
+    attached = SharedDrain()
+    link = AgentLink(cast(AttachedExec, attached))
+    first = asyncio.create_task(link.send({"op": "run", "id": 1}))
+    second = asyncio.create_task(link.send({"op": "run", "id": 2}))
+    await asyncio.sleep(0.01)
+    await link.aclose()
+    results = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 1)
+    assert all(isinstance(result, SandboxError) for result in results), results
+    with pytest.raises(SandboxError):
+        await link.send({"op": "run", "id": 3})
+
+
+class Recorder:
+    """What ``_forward`` sends, as the agent would receive it."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[dict[str, Any], bytes]] = []
+        self.sent = asyncio.Event()
+
+    async def send(self, header: dict[str, Any], body: bytes = b"") -> None:
+        self.frames.append((header, body))
+        self.sent.set()
+
+
+async def test_input_goes_no_faster_than_the_agent_hands_its_window_back() -> None:
+    stdin, credit, agent = StdinPipe(limit=64), Credit(4), Recorder()
+    stdin.write(b"0123456789")
+    forward = asyncio.create_task(_forward(cast(AgentLink, agent), 7, stdin, credit))
+    await asyncio.sleep(0.01)
+    assert [body for _, body in agent.frames] == [b"0123"]  # the window is full
+    assert stdin.waiting == 6  # the rest waits on the server, counted against its cap
+    credit.grant(3)
+    await asyncio.sleep(0.01)
+    assert [body for _, body in agent.frames] == [b"0123", b"456"]
+    credit.grant(10)
+    stdin.write(b"", eof=True)
+    await asyncio.wait_for(forward, 1)
+    assert agent.frames[-2:] == [
+        ({"op": "input", "id": 7, "eof": False}, b"789"),
+        ({"op": "input", "id": 7, "eof": True}, b""),
+    ]
+
+
+async def test_work_that_holds_a_lock_is_finished_even_when_its_task_is_cancelled() -> None:
+    finished = asyncio.Event()
+
+    async def stop_the_command() -> None:
+        await asyncio.sleep(0.05)
+        finished.set()
+
+    async def caller() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await _to_the_end(stop_the_command())
+            raise
+
+    task = asyncio.create_task(caller())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    task.cancel()  # a second cancel while it stops the command: still not abandoned
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()
+
+
+def test_a_start_that_fails_any_way_closes_what_it_opened() -> None:
+    """A value Popen refuses (a NUL in the environment: the models refuse it, the agent must
+    not rely on that) used to leak the two output pipes per call."""
+    answers, outbound = os.pipe()
+    agent = Agent(inbound=-1, outbound=outbound)
+    header = {
+        "argv": ["true"],
+        "cwd": "/",
+        "env": {"BAD": "nul\0"},
+        "marker": "m",
+        "timeout": 5,
+        "limit": 64,
+        "interactive": True,
+    }
+    before = len(os.listdir("/proc/self/fd"))
+    for ident in range(1, 21):
+        agent.run(ident, header, b"")
+    assert len(os.listdir("/proc/self/fd")) == before
+    frames = [header for header, _ in decode(bytearray(os.read(answers, 1 << 16)))]
+    assert [frame["id"] for frame in frames] == list(range(1, 21))
+    assert {frame["t"] for frame in frames} == {"exit"}
+    assert all(frame["code"] == 126 for frame in frames), frames[0]
+    agent.selector.close()
+    os.close(answers)
+    os.close(outbound)
+
+
+class FakeAgent:
+    """An attached agent that starts commands which run until cancelled, and says so."""
+
+    stderr_tail = b""
+
+    def __init__(self) -> None:
+        self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._inbox = bytearray()
+        self.seen: list[str] = []
+        self._out.put_nowait(encode({"t": "ready", "id": 0, "ok": True, "window": 4}))
+
+    async def write(self, data: bytes) -> None:
+        self._inbox += data
+        for header, _ in decode(self._inbox):
+            self.seen.append(str(header["op"]))
+            if header["op"] == "cancel":
+                asyncio.get_running_loop().call_later(0.05, self._cancelled, header)
+
+    def _cancelled(self, header: dict[str, Any]) -> None:
+        self._out.put_nowait(encode({"t": "reply", "id": header["id"], "ok": True}))
+        exit_frame = {"t": "exit", "id": header["run"], "code": 137, "cancelled": True}
+        self._out.put_nowait(encode(exit_frame))
+        self.seen.append("exited")
+
+    async def read(self) -> bytes | None:
+        return await self._out.get()
+
+    async def aclose(self) -> None:
+        self._out.put_nowait(None)
+
+
+class FakeBackend:
+    def __init__(self, agent: FakeAgent) -> None:
+        self.agent = agent
+
+    async def attach(self, *args: Any, **kwargs: Any) -> FakeAgent:
+        return self.agent
+
+
+async def test_a_run_whose_caller_is_cancelled_ends_its_command_before_returning() -> None:
+    """The session's lock is let go when ``run`` returns: the command must be over by then."""
+    agent = FakeAgent()
+    driver = AgentDriver(cast(DockerBackend, FakeBackend(agent)), "c0ffee")
+    request = ProcessRequest(("sleep", "60"), "/workspace", 60.0, 1024)
+    running = asyncio.create_task(driver.run(request))
+    await asyncio.sleep(0.02)
+    assert agent.seen == ["run"]
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert agent.seen == ["run", "cancel", "exited"]
