@@ -132,6 +132,13 @@ class Connection:
         except Exception as exc:  # answer maps errors itself; this is the last line of defence
             logger.exception("unhandled error while answering a request")
             text = error_reply(exc, request_id)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the connection is going away: nobody to answer
+            # A cancellation leaked out of the call, not aimed at us: still one answer
+            # (an internal error, logged with its id by the error table).
+            text = error_reply(exc, request_id)
         limit = self._settings.max_pending_reply_bytes
         if self._held + len(text) > limit:
             message = (
