@@ -17,6 +17,7 @@ from loguru import logger
 from codebeaker.exceptions import (
     CodeBeakerError,
     CommandFailedError,
+    ContainerPausedError,
     ContextNotFoundError,
     ContextsUnsupportedError,
     ExecutionFinishedError,
@@ -29,6 +30,7 @@ from codebeaker.exceptions import (
     PayloadTooLargeError,
     ProgramExitedError,
     RunNotFoundError,
+    SandboxTimeoutError,
     SandboxUnavailableError,
     SessionNotFoundError,
     SessionTerminatedError,
@@ -72,6 +74,8 @@ KINDS: tuple[tuple[type[CodeBeakerError], int, int, str], ...] = (
     (ShuttingDownError, -32011, 503, "shutting_down"),
     (ContextNotFoundError, -32012, 404, "context_not_found"),
     (ContextsUnsupportedError, -32013, 409, "contexts_unsupported"),
+    (ContainerPausedError, -32014, 409, "sandbox_paused"),
+    (SandboxTimeoutError, -32015, 504, "sandbox_timeout"),
 )
 
 PATH_KIND = "path_outside_workspace"
@@ -97,6 +101,7 @@ TITLES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 

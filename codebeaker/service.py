@@ -90,7 +90,9 @@ class SandboxService:
         self.settings = settings
         self.runtimes = runtimes
         self._sandboxes = sandboxes or SandboxFactory(
-            DockerBackend(settings.docker_url), settings, runtimes
+            DockerBackend(settings.docker_url, timeout=settings.docker_timeout_seconds),
+            settings,
+            runtimes,
         )
         self._sessions = SessionManager(self._sandboxes, settings)
         self._runner = OneShotRunner(self._sandboxes, settings)
