@@ -4,8 +4,9 @@ import asyncio
 
 import aiodocker
 import pytest
+from codebeaker_client.errors import SandboxPaused, SandboxTimeout, for_rpc_error
 
-from codebeaker.errors import describe, problem_for
+from codebeaker.errors import describe, problem_for, rpc_error
 from codebeaker.exceptions import (
     ContainerGoneError,
     ContainerPausedError,
@@ -81,14 +82,14 @@ async def test_a_timeout_that_is_not_the_deadline_passes_through() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "code", "status", "kind"),
+    ("exc", "code", "status", "kind", "sdk"),
     [
-        (ContainerPausedError("abc123def4567890"), -32014, 409, "sandbox_paused"),
-        (SandboxTimeoutError("abc123def4567890", 30), -32015, 504, "sandbox_timeout"),
+        (ContainerPausedError("abc123def4567890"), -32014, 409, "sandbox_paused", SandboxPaused),
+        (SandboxTimeoutError("abc", 30), -32015, 504, "sandbox_timeout", SandboxTimeout),
     ],
 )
 def test_paused_and_silent_containers_are_told_to_clients(
-    exc: SandboxError, code: int, status: int, kind: str
+    exc: SandboxError, code: int, status: int, kind: str, sdk: type[Exception]
 ) -> None:
     described = describe(exc)
     assert (described.code, described.status, described.data.kind) == (code, status, kind)
@@ -97,3 +98,6 @@ def test_paused_and_silent_containers_are_told_to_clients(
         "Conflict",
         "Gateway Timeout",
     )
+    raised = for_rpc_error(rpc_error(exc).model_dump(mode="json", by_alias=True))
+    assert type(raised) is sdk
+    assert raised.retryable
