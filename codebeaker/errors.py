@@ -18,6 +18,7 @@ from codebeaker.exceptions import (
     BatchTooLongError,
     CodeBeakerError,
     CommandFailedError,
+    ContainerPausedError,
     ContextNotFoundError,
     ContextsUnsupportedError,
     ExecutionFinishedError,
@@ -30,6 +31,7 @@ from codebeaker.exceptions import (
     PayloadTooLargeError,
     ProgramExitedError,
     RunNotFoundError,
+    SandboxTimeoutError,
     SandboxUnavailableError,
     SessionNotFoundError,
     SessionTerminatedError,
@@ -77,6 +79,8 @@ KINDS: tuple[tuple[type[CodeBeakerError], int, int, str], ...] = (
     (ShuttingDownError, -32011, 503, "shutting_down"),
     (ContextNotFoundError, -32012, 404, "context_not_found"),
     (ContextsUnsupportedError, -32013, 409, "contexts_unsupported"),
+    (ContainerPausedError, -32014, 409, "sandbox_paused"),
+    (SandboxTimeoutError, -32015, 504, "sandbox_timeout"),
 )
 
 PATH_KIND = "path_outside_workspace"
@@ -102,6 +106,7 @@ TITLES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 

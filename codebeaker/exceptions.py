@@ -19,6 +19,8 @@
     └── SandboxError                             the Docker layer failed
         ├── SandboxUnavailableError (ConnectionError)   the engine cannot be reached
         ├── ContainerGoneError (LookupError)            the container no longer exists or runs
+        ├── ContainerPausedError                        the container is paused (docker pause)
+        ├── SandboxTimeoutError                         a Docker call passed its deadline
         └── ImageMissingError (LookupError)             a runtime image was never built
 
 Library errors (``aiodocker.DockerError``, ``aiohttp`` errors) are translated into these at
@@ -36,6 +38,7 @@ __all__ = [
     "CodeBeakerError",
     "CommandFailedError",
     "ContainerGoneError",
+    "ContainerPausedError",
     "ContextNotFoundError",
     "ContextsUnsupportedError",
     "ExecutionFinishedError",
@@ -49,6 +52,7 @@ __all__ = [
     "ProgramExitedError",
     "RunNotFoundError",
     "SandboxError",
+    "SandboxTimeoutError",
     "SandboxUnavailableError",
     "SessionNotFoundError",
     "SessionTerminatedError",
@@ -246,6 +250,32 @@ class ContainerGoneError(SandboxError, LookupError):
         super().__init__(f"{reason} ({container_id[:12]})")
         self.container_id = container_id
         self.reason = reason
+
+
+class ContainerPausedError(SandboxError):
+    """Someone paused the container (``docker pause``): nothing runs in it until it is
+    unpaused, and its session stays open meanwhile."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(
+            f"the session's container is paused ({container_id[:12]}); commands fail until "
+            "it is unpaused"
+        )
+        self.container_id = container_id
+
+
+class SandboxTimeoutError(SandboxError):
+    """The engine did not answer a call in time: a paused container can leave an exec (and
+    every later call about that container) hanging until it is thawed."""
+
+    def __init__(self, container_id: str, seconds: float) -> None:
+        about = f" about container {container_id[:12]}" if container_id else ""
+        super().__init__(
+            f"the Docker engine did not answer{about} within {seconds:g}s (the container "
+            "may be paused, or the engine overloaded)"
+        )
+        self.container_id = container_id
+        self.seconds = seconds
 
 
 class ImageMissingError(SandboxError, LookupError):

@@ -96,7 +96,9 @@ class SandboxService:
         self.settings = settings
         self.runtimes = runtimes
         self._sandboxes = sandboxes or SandboxFactory(
-            DockerBackend(settings.docker_url), settings, runtimes
+            DockerBackend(settings.docker_url, timeout=settings.docker_timeout_seconds),
+            settings,
+            runtimes,
         )
         self._sessions = SessionManager(self._sandboxes, settings)
         self._tenant_runs = TenantRuns()

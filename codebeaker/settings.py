@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Docker
     docker_url: str | None = None
     """Engine address (``unix:///var/run/docker.sock``, ``tcp://…``); unset means DOCKER_HOST."""
+    docker_timeout_seconds: float = Field(30, gt=0)
+    """Deadline of each Docker call (an exec running a command: the command's timeout plus
+    this). Past it the call fails with ``sandbox_timeout``: an exec into a container frozen
+    by ``docker pause`` never returns by itself."""
     instance: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     """Name stamped on every container; start-up clean-up only touches its own instance's."""
     image_prefix: str = "codebeaker"

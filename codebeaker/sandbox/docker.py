@@ -1,6 +1,11 @@
 """The Docker engine, as CodeBeaker uses it: containers by label, and execs with capped output.
 
-This is the only module that touches aiodocker; its errors never leave it untranslated.
+This is the only module that touches aiodocker; its errors never leave it untranslated, and
+none of its calls waits forever: an exec started into a container frozen by ``docker pause``
+never returns, and after it every call about that container hangs in the engine until the
+container is thawed. Each call has a deadline (``CODEBEAKER_DOCKER_TIMEOUT_SECONDS``; an
+exec running a command gets the command's own timeout on top) and fails past it with
+``SandboxTimeoutError``.
 """
 
 from __future__ import annotations
@@ -24,25 +29,41 @@ from loguru import logger
 
 from codebeaker.exceptions import (
     ContainerGoneError,
+    ContainerPausedError,
     ImageMissingError,
     SandboxError,
+    SandboxTimeoutError,
     SandboxUnavailableError,
 )
 from codebeaker.sandbox.driver import OutputBuffer, StdinPipe
 
-__all__ = ["AttachedExec", "DockerBackend", "ExecOutput", "docker_errors"]
+__all__ = ["DEFAULT_TIMEOUT", "AttachedExec", "DockerBackend", "ExecOutput", "docker_errors"]
 
 STDOUT = 1
 STDERR_TAIL = 4096
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 CONNECT_FAILED = 900  # the status aiodocker gives "Cannot connect to Docker Engine"
+DEFAULT_TIMEOUT = 30.0
+EXIT_CODE_POLLS = 50
+LIVE = ("running", "paused")
+"""States of a container that is still there for its session: a paused one may be unpaused."""
 
 
 @asynccontextmanager
-async def docker_errors(container_id: str = "", image: str = "") -> AsyncIterator[None]:
-    """Translate aiodocker/aiohttp failures into CodeBeaker's exceptions."""
+async def docker_errors(
+    container_id: str = "", image: str = "", *, deadline: float | None = None
+) -> AsyncIterator[None]:
+    """Translate aiodocker/aiohttp failures into CodeBeaker's exceptions; with
+    ``deadline``, a block still running after that many seconds is cancelled and raises
+    ``SandboxTimeoutError``."""
+    scope = asyncio.timeout(deadline)
     try:
-        yield
+        async with scope:
+            yield
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        raise SandboxTimeoutError(container_id, deadline or 0.0) from exc
     except aiodocker.DockerError as exc:
         message = str(exc.message)
         if exc.status == CONNECT_FAILED:
@@ -51,6 +72,10 @@ async def docker_errors(container_id: str = "", image: str = "") -> AsyncIterato
             raise ImageMissingError(image) from exc
         if exc.status == 404 and container_id:
             raise ContainerGoneError(container_id, "container was removed") from exc
+        if container_id and "is paused" in message:
+            # 409 from exec create or start, kill, stop: "Container … is paused, unpause
+            # the container before exec". The session waits for an unpause.
+            raise ContainerPausedError(container_id) from exc
         if container_id and "is not running" in message:
             # 409 from exec create; starting an exec in a container being removed says so
             # with another status ("… is not running: Removal In Progress").
@@ -77,10 +102,14 @@ class AttachedExec:
     """A long-lived exec whose stdin we write and whose stdout we read as it comes.
 
     What it writes to stderr is kept (the last few KiB) to explain its death in the log.
+    Reading has no deadline (the process may rightly be silent for long); a write does:
+    a process frozen by ``docker pause`` stops reading, and a write then waits forever.
     """
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Stream, container_id: str, deadline: float) -> None:
         self._stream = stream
+        self._container_id = container_id
+        self._deadline = deadline
         self.stderr_tail = b""
 
     async def read(self) -> bytes | None:
@@ -93,21 +122,33 @@ class AttachedExec:
         return None
 
     async def write(self, data: bytes) -> None:
+        """SandboxError if the process is gone; SandboxTimeoutError if it stopped reading
+        (the stream is then closed: part of ``data`` may have been written)."""
         try:
-            await self._stream.write_in(data)
-        except (RuntimeError, ConnectionError, OSError, aiohttp.ClientError) as exc:
-            raise SandboxError(f"the attached process is gone: {exc}") from exc
+            async with docker_errors(self._container_id, deadline=self._deadline):
+                await self._stream.write_in(data)
+        except SandboxTimeoutError:
+            await self.aclose()
+            raise
+        except (
+            RuntimeError,
+            ConnectionError,
+            OSError,
+            AssertionError,  # aiodocker asserts a transport: gone once the engine closed it
+            aiohttp.ClientError,
+        ) as exc:
+            raise SandboxError(f"the attached process is gone: {exc!r}") from exc
 
     async def aclose(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._stream.close()
+        await _close(self._stream, self._deadline)
 
 
 class DockerBackend:
-    """One aiodocker client for the whole server."""
+    """One aiodocker client for the whole server; ``timeout`` is each call's deadline."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._url = url
+        self.timeout = timeout
         self._docker: aiodocker.Docker | None = None
         self._orphans: set[asyncio.Future[None]] = set()
         """Removals of containers created for a caller that was cancelled meanwhile."""
@@ -147,7 +188,7 @@ class DockerBackend:
         image = str(config.get("Image", ""))
 
         async def create() -> DockerContainer:
-            async with docker_errors(image=image):
+            async with docker_errors(image=image, deadline=self.timeout):
                 return await self.client.containers.create(dict(config))
 
         creating = asyncio.ensure_future(create())
@@ -159,7 +200,7 @@ class DockerBackend:
             orphan.add_done_callback(self._orphans.discard)
             raise
         try:
-            async with docker_errors(container.id):
+            async with docker_errors(container.id, deadline=self.timeout):
                 await container.start()
         except BaseException:
             await self.remove_container(container.id)
@@ -174,16 +215,22 @@ class DockerBackend:
         await self.remove_container(container.id)
 
     async def ensure_running(self, container_id: str) -> None:
-        """ContainerGoneError unless the container exists and runs."""
-        async with docker_errors(container_id):
+        """ContainerGoneError unless the container exists and runs; ContainerPausedError
+        when it is paused (it still counts as running for Docker)."""
+        async with docker_errors(container_id, deadline=self.timeout):
             info = await self.client.containers.container(container_id).show()
-        if not info.get("State", {}).get("Running"):
+        state = info.get("State", {})
+        if not state.get("Running"):
             raise ContainerGoneError(container_id, "container is not running")
+        if state.get("Paused"):
+            raise ContainerPausedError(container_id)
 
     async def remove_container(self, container_id: str) -> None:
-        """Force-remove with its anonymous volumes; gone already is fine."""
+        """Force-remove with its anonymous volumes; gone already is fine. A paused container
+        is removed too, unless an exec hangs in it (then SandboxTimeoutError: it stays
+        until thawed, and a later start's clean-up tries again)."""
         try:
-            async with docker_errors(container_id):
+            async with docker_errors(container_id, deadline=self.timeout):
                 await self.client.containers.container(container_id).delete(force=True, v=True)
         except ContainerGoneError:
             pass
@@ -192,30 +239,44 @@ class DockerBackend:
                 raise
 
     async def labelled(self, labels: Mapping[str, str], *, running: bool = False) -> list[str]:
-        """Ids of the containers carrying all these labels (only running ones if asked)."""
+        """Ids of the containers carrying all these labels (with ``running``, only those
+        still alive: running or paused)."""
         filters: dict[str, list[str]] = {"label": [f"{k}={v}" for k, v in labels.items()]}
         if running:
-            filters["status"] = ["running"]
-        async with docker_errors():
+            filters["status"] = list(LIVE)
+        async with docker_errors(deadline=self.timeout):
             containers = await self.client.containers.list(all=True, filters=json.dumps(filters))
         return [str(container.id) for container in containers]
 
     async def remove_labelled(self, labels: Mapping[str, str]) -> int:
-        """Remove every container carrying all these labels; returns how many."""
+        """Remove every container carrying all these labels; returns how many went. One
+        that cannot be removed now is logged and left (the next start tries again)."""
         ids = await self.labelled(labels)
-        await asyncio.gather(*(self.remove_container(container_id) for container_id in ids))
-        return len(ids)
+        outcomes = await asyncio.gather(
+            *(self.remove_container(container_id) for container_id in ids),
+            return_exceptions=True,
+        )
+        for container_id, outcome in zip(ids, outcomes, strict=True):
+            if isinstance(outcome, SandboxError):
+                logger.warning("could not remove container {}: {}", container_id[:12], outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return sum(outcome is None for outcome in outcomes)
 
     async def attach(
         self, container_id: str, argv: Sequence[str], *, user: str, workdir: str
     ) -> AttachedExec:
         """Start a long-lived exec with stdin attached (see ``AttachedExec``)."""
-        async with docker_errors(container_id):
+        async with docker_errors(container_id, deadline=self.timeout):
             container = self.client.containers.container(container_id)
             execution = await container.exec(list(argv), stdin=True, user=user, workdir=workdir)
             stream = execution.start()
-            await stream.__aenter__()  # starts the exec now, once
-        return AttachedExec(stream)
+            try:
+                await stream.__aenter__()  # starts the exec now, once
+            except BaseException:
+                await _close(stream, self.timeout)
+                raise
+        return AttachedExec(stream, container_id, self.timeout)
 
     async def run_exec(
         self,
@@ -238,9 +299,9 @@ class DockerBackend:
         how to find every process the command started, the Docker API does not.
         """
         started = time.time()
-        async with docker_errors(container_id):
+        attach_stdin = stdin is not None or stdin_pipe is not None
+        async with docker_errors(container_id, deadline=self.timeout):
             container = self.client.containers.container(container_id)
-            attach_stdin = stdin is not None or stdin_pipe is not None
             execution = await container.exec(
                 list(argv),
                 stdin=attach_stdin,
@@ -248,10 +309,18 @@ class DockerBackend:
                 environment=dict(env),
                 workdir=workdir,
             )
-            timed_out = cancelled = False
             # Entering the stream starts the exec once, before the stdin writer and the
             # reader both touch it (each would otherwise try to start it).
-            async with execution.start() as stream:
+            stream = execution.start()
+            try:
+                await stream.__aenter__()
+            except BaseException:
+                await _close(stream, self.timeout)
+                raise
+        timed_out = cancelled = False
+        try:
+            # The command's own timeout ends the pump; the margin bounds what surrounds it.
+            async with docker_errors(container_id, deadline=timeout + self.timeout):
                 feeder = None
                 if attach_stdin:
                     feeder = asyncio.create_task(_feed_stdin(stream, stdin or b"", stdin_pipe))
@@ -265,10 +334,20 @@ class DockerBackend:
                     if feeder is not None:
                         feeder.cancel()
                         await asyncio.gather(feeder, return_exceptions=True)
-            exit_code = None
-            if not (timed_out or cancelled or output.overflowed):
+        finally:
+            await _close(stream, self.timeout)
+        exit_code = None
+        if not (timed_out or cancelled or output.overflowed):
+            async with docker_errors(container_id, deadline=self.timeout):
                 exit_code = await _exit_code(execution)
         return ExecOutput(exit_code, timed_out, output.overflowed, started, cancelled)
+
+
+async def _close(stream: Stream, deadline: float) -> None:
+    """Close an exec's stream, whatever state it is in, without waiting past ``deadline``."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(deadline):
+            await stream.close()
 
 
 class _Cancelled(Exception):
@@ -302,7 +381,7 @@ async def _pump(stream: Stream, output: OutputBuffer) -> None:
 
 async def _exit_code(execution: Exec) -> int | None:
     """The exit code; the engine may need a moment after the stream ends to record it."""
-    for _ in range(50):
+    for _ in range(EXIT_CODE_POLLS):
         info = await execution.inspect()
         if not info.get("Running") and info.get("ExitCode") is not None:
             return int(info["ExitCode"])

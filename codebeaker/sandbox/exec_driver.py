@@ -17,7 +17,13 @@ from codebeaker.constants import (
     RUN_MARKER_ENV,
     SANDBOX_USER,
 )
-from codebeaker.exceptions import CommandFailedError, ContainerGoneError, SandboxError
+from codebeaker.exceptions import (
+    CommandFailedError,
+    ContainerGoneError,
+    ContainerPausedError,
+    SandboxError,
+    SandboxTimeoutError,
+)
 from codebeaker.sandbox.docker import AttachedExec, DockerBackend, ExecOutput
 from codebeaker.sandbox.driver import (
     Driver,
@@ -37,6 +43,9 @@ GUEST_OUTPUT_LIMIT = 64 * 1024 * 1024
 KILL_DEADLINE = 20.0  # fallback kill: how long to keep trying to get a pid from a fork bomb
 KILL_ATTEMPT_TIMEOUT = 5.0
 START_FAILURE = b"OCI runtime exec failed"
+HOPELESS = (ContainerGoneError, ContainerPausedError, SandboxTimeoutError)
+"""Failures no retry or one-shot exec can get past: the container is gone, frozen, or the
+engine does not answer about it."""
 
 
 class GuestChannel:
@@ -147,7 +156,7 @@ class ExecDriver(Driver):
                 self.container_id, (*GUEST_ARGV, "serve"), user=SANDBOX_USER, workdir="/"
             )
             self._resident = GuestChannel(attached)
-        except ContainerGoneError:
+        except HOPELESS:
             raise
         except SandboxError as exc:  # e.g. no free pid right now: one-shot execs will do
             logger.debug("resident guest not started in {}: {}", self.container_id[:12], exc)
@@ -158,7 +167,9 @@ class ExecDriver(Driver):
         line = json.dumps(request).encode()
         if self._resident is not None and not self._resident.closed:
             try:
-                return dict(json.loads(await self._resident.request(line, timeout)))
+                return dict(json.loads(await self._ask_resident(line, timeout)))
+            except HOPELESS:
+                raise
             except SandboxError as exc:
                 logger.debug("resident guest failed, using an exec: {}", exc)
         output = OutputBuffer(GUEST_OUTPUT_LIMIT)
@@ -177,6 +188,24 @@ class ExecDriver(Driver):
             raise SandboxError(f"guest helper failed ({request['op']}): {detail}")
         return dict(json.loads(output.stdout))
 
+    async def _ask_resident(self, line: bytes, timeout: float) -> bytes:
+        """The resident guest's answer. Silent for as long as a Docker call may take, it
+        may be frozen (``docker pause``): then ContainerPausedError at once, not after the
+        full ``timeout``."""
+        assert self._resident is not None
+        resident = self._resident
+        asking = asyncio.ensure_future(resident.request(line, timeout))
+        await asyncio.wait({asking}, timeout=min(self._backend.timeout, timeout))
+        if not asking.done():
+            try:
+                await self._backend.ensure_running(self.container_id)
+            except BaseException:
+                asking.cancel()
+                await resident.aclose()  # a late answer would pair with the next question
+                await asyncio.gather(asking, return_exceptions=True)
+                raise
+        return await asking
+
     async def _kill(self, marker: str, since: float) -> None:
         """Kill the command's whole tree; a one-shot exec may need retries under a fork
         bomb (no pid to start in), so those go on until ``KILL_DEADLINE``."""
@@ -187,7 +216,7 @@ class ExecDriver(Driver):
                 await self._guest(request, KILL_ATTEMPT_TIMEOUT)
                 return
             except SandboxError as exc:
-                if time.monotonic() >= deadline:
+                if isinstance(exc, HOPELESS) or time.monotonic() >= deadline:
                     logger.warning(
                         "processes of a command in {} survived: {}", self.container_id[:12], exc
                     )

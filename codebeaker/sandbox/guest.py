@@ -7,6 +7,10 @@ reply on stdout: ``{"ok": true, ...}`` or ``{"ok": false, "kind": "...", "messag
 
 Paths are resolved *inside* the container (``..`` and symlinks included) so a symlink
 planted by user code can never lead a file operation out of /workspace or /tmp.
+
+A file name need not be UTF-8; JSON text must be. A name or path that is not goes out as its
+replacement-character text with the raw bytes in base64 beside it (``name`` and
+``nameBase64``), never as the lone surrogates Python decodes it to.
 """
 
 import base64
@@ -378,15 +382,46 @@ OPS: dict[str, Callable[[Request], Reply]] = {
 }
 
 
+def raw_bytes(text: str) -> bytes:
+    """The bytes a name decoded by the OS layer stood for (undecodable ones are escaped
+    as lone surrogates, U+DC80 to U+DCFF); any other lone surrogate is kept as is, so
+    that this never raises."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def readable(text: str) -> str:
+    """``text`` with every byte that is not UTF-8 shown as U+FFFD: valid in any JSON."""
+    return raw_bytes(text).decode("utf-8", "replace")
+
+
+def portable(reply: Reply) -> Reply:
+    """Every string of a reply (entries included) made valid UTF-8: a name that is not
+    becomes ``readable`` and gains ``<key>Base64``, the base64 of its raw bytes."""
+    out: Reply = {}
+    for key, value in reply.items():
+        if isinstance(value, list):
+            value = [portable(item) if isinstance(item, dict) else item for item in value]
+        elif isinstance(value, str) and readable(value) != value:
+            out[key] = readable(value)
+            out[key + "Base64"] = base64.b64encode(raw_bytes(value)).decode("ascii")
+            continue
+        out[key] = value
+    return out
+
+
 def handle(req: Request) -> Reply:
     """One request to one reply; never raises, so the caller always gets JSON back."""
     try:
-        return dict(OPS[req["op"]](req), ok=True)
+        return portable(dict(OPS[req["op"]](req), ok=True))
     except GuestError as exc:
-        return {"ok": False, "kind": exc.kind, "message": exc.message}
+        return {"ok": False, "kind": exc.kind, "message": readable(exc.message)}
     except OSError as exc:
         kind = ERRNO_KINDS.get(exc.errno or 0, "io_error")
-        return {"ok": False, "kind": kind, "message": exc.filename or exc.strerror or str(exc)}
+        message = exc.filename or exc.strerror or str(exc)
+        return {"ok": False, "kind": kind, "message": readable(str(message))}
     except (KeyError, ValueError, TypeError) as exc:
         return {"ok": False, "kind": "bad_request", "message": repr(exc)}
 

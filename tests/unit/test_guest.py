@@ -1,6 +1,7 @@
 """The guest helper's file operations, run here on the host's /tmp (an allowed root)."""
 
 import base64
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -118,3 +119,51 @@ def test_copy_into_a_directory_and_overwrite_rule(root: Path) -> None:
         "copy", source=str(root / "src.txt"), destination=str(root / "dest"), overwrite=False
     )
     assert again["kind"] == "file_exists"
+
+
+def strict_json(reply: dict[str, Any]) -> dict[str, Any]:
+    """The reply as a strict parser sees it: UTF-8 JSON text with no lone surrogate."""
+    text = json.dumps(reply, ensure_ascii=False).encode("utf-8")  # raises on a surrogate
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
+
+
+def test_a_name_that_is_not_utf8_gets_a_replacement_name_and_its_raw_bytes(root: Path) -> None:
+    raw = os.fsencode(root) + b"/\xff\xfe.txt"
+    os.close(os.open(raw, os.O_CREAT | os.O_WRONLY))
+    (root / "plain.txt").write_text("")
+    reply = strict_json(call("list", path=str(root), recursive=False, include_hidden=False))
+    entries = {entry["name"]: entry for entry in reply["entries"]}
+    odd = entries["\ufffd\ufffd.txt"]
+    assert base64.b64decode(odd["nameBase64"]) == b"\xff\xfe.txt"
+    assert base64.b64decode(odd["pathBase64"]) == raw
+    assert odd["path"] == f"{root}/\ufffd\ufffd.txt"
+    assert set(entries["plain.txt"]) == {"name", "path", "type", "size", "modifiedAt"}
+    assert "pathBase64" not in reply
+
+
+def test_every_path_the_guest_echoes_is_valid_utf8(root: Path) -> None:
+    odd_dir = os.fsencode(root) + b"/d\x80"
+    os.mkdir(odd_dir)
+    os.symlink(odd_dir, root / "link")  # a valid name leading to one that is not
+    written = strict_json(call("write", path=str(root / "link" / "f"), content="", mode="Create"))
+    assert written["path"] == f"{root}/d\ufffd/f"
+    assert base64.b64decode(written["pathBase64"]) == odd_dir + b"/f"
+    listed = strict_json(call("list", path=str(root / "link"), recursive=True, include_hidden=True))
+    assert base64.b64decode(listed["pathBase64"]) == odd_dir
+    assert [entry["name"] for entry in listed["entries"]] == ["f"]
+    assert "nameBase64" not in listed["entries"][0]
+    copied = strict_json(
+        call("copy", source=str(root / "link" / "f"), destination=str(root / "g"), overwrite=True)
+    )
+    assert base64.b64decode(copied["sourceBase64"]) == odd_dir + b"/f"
+    assert "destinationBase64" not in copied
+    missing = strict_json(call("read", path=str(root / "link" / "nope"), max_bytes=1))
+    assert (missing["kind"], missing["message"]) == ("file_not_found", f"{root}/d\ufffd/nope")
+
+
+def test_portable_leaves_valid_text_alone_and_never_raises() -> None:
+    assert guest.portable({"path": "/tmp/é", "n": 1}) == {"path": "/tmp/é", "n": 1}
+    odd = guest.portable({"path": "/tmp/\ud800"})  # not a decoded byte: kept as its bytes
+    assert odd["path"] == "/tmp/\ufffd\ufffd\ufffd"
+    assert base64.b64decode(odd["pathBase64"]) == b"/tmp/\xed\xa0\x80"

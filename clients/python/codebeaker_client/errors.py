@@ -10,6 +10,8 @@
     ├── UnsupportedLanguage            .supported
     ├── LimitExceeded                  .limit, .retry_after
     ├── SandboxUnavailable             the server cannot reach its engine or image
+    │   ├── SandboxPaused              the session's container is paused; the session stays
+    │   └── SandboxTimeout             the engine did not answer about it in time
     ├── ShuttingDown                   the server is stopping
     ├── InputClosed                    stdin of a command that no longer reads
     ├── ContextNotFound / ContextsUnsupported
@@ -52,6 +54,8 @@ __all__ = [
     "InvalidParams",
     "LimitExceeded",
     "Partial",
+    "SandboxPaused",
+    "SandboxTimeout",
     "SandboxUnavailable",
     "ServerError",
     "SessionNotFound",
@@ -163,6 +167,20 @@ class SandboxUnavailable(CodeBeakerError):
     retryable = True
 
 
+class SandboxPaused(SandboxUnavailable):
+    """Someone paused the session's container (``docker pause``); it answers again once
+    unpaused, and the session stays open meanwhile."""
+
+    kind = "sandbox_paused"
+
+
+class SandboxTimeout(SandboxUnavailable):
+    """The engine did not answer a call about the session's container in time (most
+    often a container paused while a process started in it); the session stays open."""
+
+    kind = "sandbox_timeout"
+
+
 class ShuttingDown(CodeBeakerError):
     kind = "shutting_down"
     retryable = True
@@ -234,6 +252,8 @@ _BY_KIND: dict[str, type[CodeBeakerError]] = {
         SessionNotFound,
         SessionTerminated,
         SandboxUnavailable,
+        SandboxPaused,
+        SandboxTimeout,
         ShuttingDown,
         InputClosed,
         ContextNotFound,

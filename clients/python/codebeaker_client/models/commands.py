@@ -17,6 +17,7 @@ from codebeaker_client.models.wire import (
     at_most,
     no_nul,
     unicode_text,
+    unset,
     validate_env,
 )
 
@@ -43,6 +44,10 @@ __all__ = [
 
 Encoding = Literal["utf8", "base64"]
 NonEmptyPath = Annotated[str, Field(min_length=1, max_length=4096)]
+RawName = Annotated[str | None, Field(exclude_if=unset)]
+"""Beside a name or path the server echoes: when that name is not valid UTF-8 (file names
+are bytes), the name is shown with U+FFFD for each bad byte and this field carries the
+raw bytes in base64. Absent (None) when the name is valid UTF-8."""
 
 
 class WriteFile(WireModel):
@@ -189,11 +194,13 @@ Command = Annotated[
 class WriteFileResult(WireModel):
     path: str
     """The absolute path written, inside the container."""
+    path_base64: RawName = None
     bytes: int
 
 
 class ReadFileResult(WireModel):
     path: str
+    path_base64: RawName = None
     content: str
     """Text with invalid UTF-8 replaced (``utf8``), or base64 of the bytes (``base64``)."""
     bytes: int
@@ -217,22 +224,30 @@ class ShellResult(WireModel):
 
 class CreateDirectoryResult(WireModel):
     path: str
+    path_base64: RawName = None
 
 
 class CopyFileResult(WireModel):
     source: str
+    source_base64: RawName = None
     destination: str
+    destination_base64: RawName = None
     bytes: int
 
 
 class DeleteFileResult(WireModel):
     path: str
+    path_base64: RawName = None
     deleted: Literal[True]
 
 
 class DirectoryEntry(WireModel):
     name: str
+    """The file name; one that is not valid UTF-8 has U+FFFD for each bad byte, and its
+    raw bytes in ``name_base64``."""
+    name_base64: RawName = None
     path: str
+    path_base64: RawName = None
     type: Literal["file", "directory", "symlink"]
     size: int
     modified_at: str
@@ -240,6 +255,7 @@ class DirectoryEntry(WireModel):
 
 class ListDirectoryResult(WireModel):
     path: str
+    path_base64: RawName = None
     entries: list[DirectoryEntry]
     truncated: bool
     """More entries than the guest lists at once; the list was cut."""
