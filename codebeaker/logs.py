@@ -5,14 +5,29 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from urllib.parse import unquote_plus
 
 from loguru import logger
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "redact_keys"]
 
-API_KEY_IN_QUERY = re.compile(r"(apiKey=)[^&\s\"]*")
-"""uvicorn logs a WebSocket's path with its query: a browser's ``?apiKey=`` must not land
-in the log."""
+QUERY = re.compile(r"\?([^\s\"]*)")
+KEY_PARAMETER = "apiKey"
+
+
+def redact_keys(message: str) -> str:
+    """uvicorn logs a request's path with its query: a browser's ``?apiKey=`` must not land
+    in the log, however its name is percent-encoded (``api%4Bey`` is the same parameter
+    to the parser that reads the key)."""
+
+    def mask(match: re.Match[str]) -> str:
+        pairs = []
+        for pair in match.group(1).split("&"):
+            name, equals, _ = pair.partition("=")
+            pairs.append(f"{name}{equals}***" if unquote_plus(name) == KEY_PARAMETER else pair)
+        return "?" + "&".join(pairs)
+
+    return QUERY.sub(mask, message)
 
 
 class _InterceptHandler(logging.Handler):
@@ -23,7 +38,7 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        message = API_KEY_IN_QUERY.sub(r"\1***", record.getMessage())
+        message = redact_keys(record.getMessage())
         logger.opt(depth=6, exception=record.exc_info).log(level, message)
 
 

@@ -12,6 +12,7 @@ session id.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -95,6 +96,23 @@ def close_reason(reason: str) -> str:
     return "gone"
 
 
+OUTCOME_LABELS: Final = 32
+"""Distinct error kinds kept as ``outcome`` labels; the sandbox words some of them (a file
+operation's errno kind), and under the exec driver user code could forge those: past this
+many, a new one is counted as ``other``."""
+_KIND = re.compile(r"[a-z][a-z_]{0,39}")
+_outcomes: set[str] = set()
+
+
+def _bounded(kind: str) -> str:
+    if kind in _outcomes:
+        return kind
+    if len(_outcomes) < OUTCOME_LABELS and _KIND.fullmatch(kind):
+        _outcomes.add(kind)
+        return kind
+    return "other"
+
+
 def count_command(kind: str, outcome: CommandOutcome) -> None:
     """One command answered: its outcome label, and its time (queueing excluded)."""
     result = outcome.result
@@ -103,7 +121,7 @@ def count_command(kind: str, outcome: CommandOutcome) -> None:
     elif isinstance(result, ShellResult) and result.timed_out:
         label = "timeout"
     elif outcome.error is not None:
-        label = outcome.error.partition(":")[0]
+        label = _bounded(outcome.error.partition(":")[0])
     else:
         label = "ok" if outcome.success else "failed"
     kind = "execute_shell" if kind == "shell" else kind  # one label for the two spellings

@@ -14,12 +14,18 @@ from codebeaker.metrics import CONNECTIONS
 
 __all__ = ["ConnectionGauge", "metrics_endpoint"]
 
+NO_METRICS_KEY = "this server has API keys: set CODEBEAKER_METRICS_KEY to scrape it\n"
 
-def metrics_endpoint(key: str | None) -> Callable[[Request], Response]:
-    """``GET /metrics``: open like ``/health`` (scrapers are operators, not tenants), or
-    behind ``Authorization: Bearer <key>`` when ``CODEBEAKER_METRICS_KEY`` is set."""
+
+def metrics_endpoint(key: str | None, *, keyed: bool) -> Callable[[Request], Response]:
+    """``GET /metrics``: behind ``Authorization: Bearer <key>`` when
+    ``CODEBEAKER_METRICS_KEY`` is set (scrapers are operators: a tenant's key will not do).
+    Without it, open like ``/health`` on a server without API keys; refused on a keyed one,
+    where tenant names and their activity are not for anyone who reaches the port."""
 
     def metrics(request: Request) -> Response:
+        if key is None and keyed:
+            return Response(NO_METRICS_KEY, 403, media_type="text/plain")
         if key is not None:
             offered = request.headers.get("authorization", "").removeprefix("Bearer ")
             if not hmac.compare_digest(offered.encode(), key.encode()):
