@@ -7,6 +7,7 @@ Nothing in this module knows of frames, routes or status codes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shlex
 from collections.abc import Callable
@@ -73,9 +74,14 @@ from codebeaker.sessions import (
     SessionObserver,
 )
 from codebeaker.sessions.contexts import display_data
+from codebeaker.sessions.records import SessionRecords
 from codebeaker.settings import Settings
 
 __all__ = ["SandboxService"]
+
+LEFTOVER_SHARE = 0.25
+"""Of the shutdown timeout, the part kept for the last clean-up sweep and closing the
+engine client, however long the steps before it took."""
 
 
 class SandboxService:
@@ -92,11 +98,11 @@ class SandboxService:
         self._sandboxes = sandboxes or SandboxFactory(
             DockerBackend(settings.docker_url), settings, runtimes
         )
-        self._sessions = SessionManager(self._sandboxes, settings)
+        store = ExecutionStore(settings.database_path)
+        self._records = SessionRecords(store)
+        self._sessions = SessionManager(self._sandboxes, settings, self._records)
         self._runner = OneShotRunner(self._sandboxes, settings)
-        self._executions = ExecutionQueue(
-            ExecutionStore(settings.database_path), self._runner, settings, self._spec
-        )
+        self._executions = ExecutionQueue(store, self._runner, settings, self._spec)
         self._interactive = InteractiveRunner(self._sandboxes, settings)
         self._pending = PendingRuns(settings)
         self._reaper = Reaper(
@@ -112,7 +118,11 @@ class SandboxService:
         # The store first: it refuses a second server of this instance before that server
         # removes the first one's containers as "leftovers".
         await self._executions.open()
-        await self._remove_leftovers("start-up")
+        await self._records.open()
+        adopted = await self._sessions.adopt(self.runtimes)
+        if adopted:
+            logger.info("adopted {} session(s) of an earlier server", len(adopted))
+        await self._remove_leftovers("start-up", keep=adopted)
         await self._executions.resume()
         self._sandboxes.pool.start()
         self._reaper.start()
@@ -124,21 +134,52 @@ class SandboxService:
         await self._interactive.shutdown(self.settings.shutdown_grace_seconds)
 
     async def close(self) -> None:
+        """Within ``shutdown_timeout_seconds`` whatever the engine does: a step that hangs
+        is cut short, and what could not be removed is logged (the next start of this
+        instance removes it). With ``shutdown=keep`` session containers stay, recorded."""
         self._reaper.shutdown()
+        timeout = self.settings.shutdown_timeout_seconds
+        deadline = asyncio.get_running_loop().time() + timeout
+        kept: list[str] = []
         try:
-            await self.stop_runs()
-            await self._executions.close()
-            await self._sandboxes.pool.close()
-            await self._sessions.close_all()
-            await self._sandboxes.drain()
-        finally:  # whatever failed above, nothing of ours may outlive the server
-            await self._remove_leftovers("shutdown")  # one-shot runs cut short, too
-            await self._sandboxes.aclose()
-        logger.info("CodeBeaker stopped; no container of ours is left")
+            async with asyncio.timeout_at(deadline - timeout * LEFTOVER_SHARE):
+                await self.stop_runs()
+                await self._sandboxes.pool.close()
+                if self.settings.shutdown == "keep":
+                    kept = await self._sessions.detach_all()
+                else:
+                    await self._sessions.close_all()
+                await self._records.close()
+                await self._executions.close()
+                await self._sandboxes.drain()
+        except TimeoutError:
+            left = [session.container_id[:12] for session in self._sessions.list()]
+            logger.error(
+                "shutdown steps cut short after {:g}s; sessions not closed: {}",
+                timeout * (1 - LEFTOVER_SHARE),
+                left or "none",
+            )
+        finally:  # whatever failed above, nothing of ours but what is kept may outlive us
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._remove_leftovers("shutdown", keep=kept)  # cut-short runs too
+                    await self._sandboxes.aclose()
+            except TimeoutError:
+                logger.error(
+                    "shutdown cut short after {:g}s: containers of instance {!r} may be left;"
+                    " its next start removes them",
+                    timeout,
+                    self.settings.instance,
+                )
+                return
+        if kept:
+            logger.info("CodeBeaker stopped; {} session container(s) kept for adoption", len(kept))
+        else:
+            logger.info("CodeBeaker stopped; no container of ours is left")
 
-    async def _remove_leftovers(self, when: str) -> None:
+    async def _remove_leftovers(self, when: str, keep: list[str]) -> None:
         try:
-            removed = await self._sandboxes.remove_leftovers()
+            removed = await self._sandboxes.remove_leftovers(keep)
         except SandboxError as exc:
             logger.warning("{} clean-up skipped: {}", when, exc)
             return
