@@ -214,9 +214,8 @@ class SandboxFactory:
         with a fresh driver (the old agent killed first); None when it cannot be adopted
         (the caller leaves it to the leftover clean-up)."""
         cid = record.container_id
-        labels = {**self.owned_labels(), LABEL_KIND: "session", LABEL_SESSION: record.session_id}
-        try:
-            if cid not in await self.backend.labelled(labels, running=True):
+        try:  # by id: a session taken from the pool still carries the pool's labels
+            if cid not in await self.backend.labelled(self.owned_labels(), running=True):
                 logger.info("session {} not adopted: its container is gone", record.session_id)
                 return None
             agent = record.driver == "agent" and self.settings.driver == "agent"
