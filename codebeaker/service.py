@@ -98,7 +98,7 @@ class SandboxService:
         self._sandboxes = sandboxes or SandboxFactory(
             DockerBackend(settings.docker_url), settings, runtimes
         )
-        store = ExecutionStore(settings.database_path)
+        self._store = store = ExecutionStore(settings.database_path)
         self._records = SessionRecords(store)
         self._sessions = SessionManager(self._sandboxes, settings, self._records)
         self._runner = OneShotRunner(self._sandboxes, settings)
@@ -141,6 +141,7 @@ class SandboxService:
         timeout = self.settings.shutdown_timeout_seconds
         deadline = asyncio.get_running_loop().time() + timeout
         kept: list[str] = []
+        held = [session.container_id[:12] for session in self._sessions.list()]
         try:
             async with asyncio.timeout_at(deadline - timeout * LEFTOVER_SHARE):
                 await self.stop_runs()
@@ -149,19 +150,18 @@ class SandboxService:
                     kept = await self._sessions.detach_all()
                 else:
                     await self._sessions.close_all()
-                await self._records.close()
-                await self._executions.close()
                 await self._sandboxes.drain()
         except TimeoutError:
-            left = [session.container_id[:12] for session in self._sessions.list()]
             logger.error(
-                "shutdown steps cut short after {:g}s; sessions not closed: {}",
+                "shutdown steps cut short after {:g}s; session containers perhaps left: {}",
                 timeout * (1 - LEFTOVER_SHARE),
-                left or "none",
+                held or "none",
             )
         finally:  # whatever failed above, nothing of ours but what is kept may outlive us
+            await self._records.close()  # a local file: never waits for the engine
             try:
                 async with asyncio.timeout_at(deadline):
+                    await self._executions.close()  # its runs' containers: swept next
                     await self._remove_leftovers("shutdown", keep=kept)  # cut-short runs too
                     await self._sandboxes.aclose()
             except TimeoutError:
@@ -172,6 +172,8 @@ class SandboxService:
                     self.settings.instance,
                 )
                 return
+            finally:
+                await self._store.close()  # its thread, left open, would keep the process up
         if kept:
             logger.info("CodeBeaker stopped; {} session container(s) kept for adoption", len(kept))
         else:
