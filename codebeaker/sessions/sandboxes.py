@@ -87,12 +87,10 @@ class SandboxFactory:
         cpu_limit: float,
         lifetime_seconds: float | None = None,
     ) -> Driver:
-        """A container for ``lifetime_seconds`` (the server's maximum session lifetime when
-        not given): a pooled one only if its keep-alive lasts that long."""
+        """A container for ``lifetime_seconds`` (a session's maximum lifetime; a run's when
+        not given: ``run_lifetime``): a pooled one only if its keep-alive lasts that long."""
         settings = self.settings
-        lifetime = (
-            settings.max_lifetime_minutes * 60 if lifetime_seconds is None else lifetime_seconds
-        )
+        lifetime = self.run_lifetime() if lifetime_seconds is None else lifetime_seconds
         if memory_mb == settings.default_memory_mb and cpu_limit == settings.default_cpu_limit:
             driver = self.pool.take(runtime.name)
             if (
@@ -112,6 +110,12 @@ class SandboxFactory:
             ready=False,
             lifetime=lifetime,
         )
+
+    def run_lifetime(self) -> float:
+        """The longest a one-shot or interactive run may hold its container: a compile and
+        a run at the longest command timeout, or an interactive program's wall clock."""
+        settings = self.settings
+        return max(2 * settings.max_command_timeout_seconds, settings.interactive_timeout_seconds)
 
     async def _launch_pooled(self, language: str) -> Driver:
         settings = self.settings

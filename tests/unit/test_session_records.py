@@ -15,6 +15,7 @@ from codebeaker.runtimes import RUNTIMES
 from codebeaker.sandbox.driver import Driver
 from codebeaker.sessions import SessionManager
 from codebeaker.sessions.records import FLUSH_SECONDS, SessionRecord, SessionRecords
+from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.settings import Settings
 from tests.unit.fakes import FakeSandboxes
 
@@ -212,3 +213,46 @@ async def test_created_closed_and_busy_sessions_keep_their_record_current(
     assert written.execution_count == 5
     await manager.close(session.id)
     assert await records.all() == []
+
+
+class OnePooled:
+    """A warm pool holding one driver."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver: Driver | None = driver
+
+    def take(self, language: str) -> Driver | None:
+        driver, self.driver = self.driver, None
+        return driver
+
+
+@pytest.mark.parametrize(("left", "pooled"), [(3600.0, True), (60.0, False)])
+async def test_a_pooled_container_serves_only_a_lifetime_its_keepalive_outlasts(
+    left: float, pooled: bool
+) -> None:
+    """Its keep-alive started when it was pooled: one about to end would take a session's
+    container down early, so a cold start serves instead (and the old one is removed)."""
+    settings = Settings(pool_sizes={})
+    factory = SandboxFactory(backend=None, settings=settings, runtimes=RUNTIMES)  # type: ignore[arg-type]
+    warm = FakeSandboxes(settings).new_driver("w" * 64)
+    cold = FakeSandboxes(settings).new_driver("c" * 64)
+    factory.pool = OnePooled(warm)  # type: ignore[assignment]
+    factory._ends[warm.container_id] = time.monotonic() + left
+    discarded: list[Driver] = []
+    factory.discard = lambda driver, then=None: discarded.append(driver)  # type: ignore[method-assign]
+
+    async def start_cold(*args: object, **kwargs: object) -> Driver:
+        assert kwargs["lifetime"] == 120 * 60
+        return cold
+
+    factory._start_cold = start_cold  # type: ignore[method-assign]
+    driver = await factory.start(
+        RUNTIMES.get("python"),
+        kind="session",
+        owner="s",
+        memory_mb=settings.default_memory_mb,
+        cpu_limit=settings.default_cpu_limit,
+        lifetime_seconds=120 * 60 if not pooled else 60,
+    )
+    assert driver is (warm if pooled else cold)
+    assert discarded == ([] if pooled else [warm])
