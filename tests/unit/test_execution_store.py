@@ -312,3 +312,8 @@ async def test_records_survive_close_and_reopen(tmp_path: Path) -> None:
         assert await second.queued() == ["waiting"]
     finally:
         await second.close()
+
+
+async def test_only_the_servers_user_may_read_the_file(store: ExecutionStore) -> None:
+    """It holds session records, each session's env included."""
+    assert store.path.stat().st_mode & 0o777 == 0o600
