@@ -57,7 +57,7 @@ from websockets.exceptions import ConnectionClosed
 
 from codebeaker.constants import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED
 from codebeaker.runtimes import RUNTIMES, Runtime
-from codebeaker.sandbox.hardening import ContainerLimits, container_config
+from codebeaker.sandbox.hardening import ContainerLimits, container_config, keepalive_seconds
 from codebeaker.settings import Settings
 
 BENCH_LABEL = "codebeaker.bench"  # on every baseline container, so the final sweep finds them
@@ -148,7 +148,10 @@ def hardened_config(image: str, labels: dict[str, str]) -> dict[str, Any]:
     limits = ContainerLimits.from_settings(
         defaults, memory_mb=defaults.default_memory_mb, cpu_limit=defaults.default_cpu_limit
     )
-    return container_config(image, limits, labels)
+    lifetime = keepalive_seconds(
+        defaults.max_lifetime_minutes * 60, defaults.cleanup_interval_seconds
+    )
+    return container_config(image, limits, labels, lifetime_seconds=lifetime)
 
 
 @dataclass

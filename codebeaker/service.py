@@ -9,6 +9,7 @@ the tenant's quotas (``maxSessions``, ``maxConcurrentRuns``) are kept here.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import shlex
@@ -78,10 +79,15 @@ from codebeaker.sessions import (
     SessionObserver,
 )
 from codebeaker.sessions.contexts import display_data
+from codebeaker.sessions.records import SessionRecords
 from codebeaker.settings import Settings
 from codebeaker.tenants import Tenant, TenantRuns
 
 __all__ = ["SandboxService"]
+
+LEFTOVER_SHARE = 0.25
+"""Of the shutdown timeout, the part kept for the last clean-up sweep and closing the
+engine client, however long the steps before it took."""
 
 
 class SandboxService:
@@ -100,13 +106,13 @@ class SandboxService:
             settings,
             runtimes,
         )
-        self._sessions = SessionManager(self._sandboxes, settings)
+        self._store = store = ExecutionStore(settings.database_path)
+        self._records = SessionRecords(store)
+        self._sessions = SessionManager(self._sandboxes, settings, self._records)
         self._tenant_runs = TenantRuns()
         """Commands, cells and one-shot runs each tenant has queued or running."""
         self._runner = OneShotRunner(self._sandboxes, settings)
-        self._executions = ExecutionQueue(
-            ExecutionStore(settings.database_path), self._runner, settings, self._spec
-        )
+        self._executions = ExecutionQueue(store, self._runner, settings, self._spec)
         self._interactive = InteractiveRunner(self._sandboxes, settings)
         self._pending = PendingRuns(settings)
         self._collector = StateCollector(
@@ -137,7 +143,11 @@ class SandboxService:
         # The store first: it refuses a second server of this instance before that server
         # removes the first one's containers as "leftovers".
         await self._executions.open()
-        await self._remove_leftovers("start-up")
+        await self._records.open()
+        adopted = await self._sessions.adopt(self.runtimes)
+        if adopted:
+            logger.info("adopted {} session(s) of an earlier server", len(adopted))
+        await self._remove_leftovers("start-up", keep=adopted)
         await self._executions.resume()
         self._sandboxes.pool.start()
         self._reaper.start()
@@ -150,23 +160,56 @@ class SandboxService:
         await self._interactive.shutdown(self.settings.shutdown_grace_seconds)
 
     async def close(self) -> None:
+        """Within ``shutdown_timeout_seconds`` whatever the engine does: a step that hangs
+        is cut short, and what could not be removed is logged (the next start of this
+        instance removes it). With ``shutdown=keep`` session containers stay, recorded."""
         self._reaper.shutdown()
         with contextlib.suppress(KeyError):  # never started
             REGISTRY.unregister(self._collector)
+        timeout = self.settings.shutdown_timeout_seconds
+        deadline = asyncio.get_running_loop().time() + timeout
+        kept: list[str] = []
+        held = [session.container_id[:12] for session in self._sessions]
         try:
-            await self.stop_runs()
-            await self._executions.close()
-            await self._sandboxes.pool.close()
-            await self._sessions.close_all()
-            await self._sandboxes.drain()
-        finally:  # whatever failed above, nothing of ours may outlive the server
-            await self._remove_leftovers("shutdown")  # one-shot runs cut short, too
-            await self._sandboxes.aclose()
-        logger.info("CodeBeaker stopped; no container of ours is left")
+            async with asyncio.timeout_at(deadline - timeout * LEFTOVER_SHARE):
+                await self.stop_runs()
+                await self._sandboxes.pool.close()
+                if self.settings.shutdown == "keep":
+                    kept = await self._sessions.detach_all()
+                else:
+                    await self._sessions.close_all()
+                await self._sandboxes.drain()
+        except TimeoutError:
+            logger.error(
+                "shutdown steps cut short after {:g}s; session containers perhaps left: {}",
+                timeout * (1 - LEFTOVER_SHARE),
+                held or "none",
+            )
+        finally:  # whatever failed above, nothing of ours but what is kept may outlive us
+            await self._records.close()  # a local file: never waits for the engine
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._executions.close()  # its runs' containers: swept next
+                    await self._remove_leftovers("shutdown", keep=kept)  # cut-short runs too
+                    await self._sandboxes.aclose()
+            except TimeoutError:
+                logger.error(
+                    "shutdown cut short after {:g}s: containers of instance {!r} may be left;"
+                    " its next start removes them",
+                    timeout,
+                    self.settings.instance,
+                )
+                return
+            finally:
+                await self._store.close()  # its thread, left open, would keep the process up
+        if kept:
+            logger.info("CodeBeaker stopped; {} session container(s) kept for adoption", len(kept))
+        else:
+            logger.info("CodeBeaker stopped; no container of ours is left")
 
-    async def _remove_leftovers(self, when: str) -> None:
+    async def _remove_leftovers(self, when: str, keep: list[str]) -> None:
         try:
-            removed = await self._sandboxes.remove_leftovers()
+            removed = await self._sandboxes.remove_leftovers(keep)
         except SandboxError as exc:
             logger.warning("{} clean-up skipped: {}", when, exc)
             return

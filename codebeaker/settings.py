@@ -159,7 +159,15 @@ class Settings(BaseSettings):
 
     # Asynchronous executions (REST)
     data_dir: Path = Path.home() / ".local" / "share" / "codebeaker"
-    """Where the execution records live: ``<data_dir>/<instance>.sqlite3``."""
+    """Where the execution and session records live: ``<data_dir>/<instance>.sqlite3``."""
+
+    # Persistence
+    shutdown: Literal["remove", "keep"] = "remove"
+    """On SIGTERM: ``remove`` every container; ``keep`` the session containers (and their
+    records) for the next server of this instance to adopt, as for an upgrade."""
+    shutdown_timeout_seconds: float = Field(30, gt=0)
+    """Shutdown ends within this even if the engine hangs; what it could not remove is
+    logged, and the next start of this instance removes it."""
     execution_ttl_hours: float = Field(24, gt=0)
     """How long a finished execution's record is kept."""
     max_queued_executions: int = Field(1000, ge=1)

@@ -4,7 +4,8 @@ Every change of status is committed (``synchronous=FULL``) before the work it an
 begins, so after a crash the file tells which executions never started (they run now) and
 which were running (they are marked failed, never run twice). The file is held in exclusive
 mode: a second server of the same instance cannot open it. A request's source is kept only
-until the execution starts; finished records are pruned and their space reused.
+until the execution starts; finished records are pruned and their space reused. The same
+file and connection hold the session records (``sessions/records.py``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class ExecutionStore:
         return self._db is not None
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = await aiosqlite.connect(self.path, timeout=0.5)
         try:
             for pragma in PRAGMAS:
@@ -101,6 +102,9 @@ class ExecutionStore:
             if "tenant" not in {column[1] for column in columns}:
                 await db.execute(TENANT_COLUMN)
             await db.commit()
+            # session records hold each session's env: readable by the server's user only
+            # (SQLite gives the -wal and -shm files the same mode)
+            self.path.chmod(0o600)
         except sqlite3.OperationalError as exc:
             await db.close()
             raise StoreInUseError(

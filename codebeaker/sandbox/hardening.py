@@ -5,6 +5,7 @@ docs/security.md says what each line defends against; keep the two in step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,12 +13,13 @@ from typing import Any
 from codebeaker.constants import AGENT_CAPS, KEEPALIVE_USER, TMP, WORKSPACE
 from codebeaker.settings import Settings
 
-__all__ = ["ContainerLimits", "container_config", "fit_tmpfs"]
+__all__ = ["ContainerLimits", "container_config", "fit_tmpfs", "keepalive_seconds"]
 
 MIB = 1024 * 1024
 KEEPALIVE_IDS = KEEPALIVE_USER.split(":")
 DROP_TO_NOBODY = ("--reuid", KEEPALIVE_IDS[0], "--regid", KEEPALIVE_IDS[1], "--clear-groups")
 RESERVE_MB = 32  # memory no file can take: room for the keep-alive and a process to OOM-kill
+KEEPALIVE_GRACE_SECONDS = 10  # past the reaper's own close: the server, when alive, acts first
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,13 @@ def fit_tmpfs(memory_mb: int, workspace_mb: int, tmp_mb: int) -> tuple[int, int]
     return max(int(workspace_mb * scale), 1), max(int(tmp_mb * scale), 1)
 
 
+def keepalive_seconds(lifetime_seconds: float, reaper_interval: float) -> int:
+    """How long the keep-alive sleeps: the container's whole life. When it ends, docker-init
+    exits and the container stops (and is removed), with or without a server: a session
+    never outlives its maximum lifetime by more than a reaper interval and a grace."""
+    return math.ceil(lifetime_seconds + reaper_interval + KEEPALIVE_GRACE_SECONDS)
+
+
 def _tmpfs(size_mb: int, *extra: str) -> str:
     """A size-capped tmpfs: no device files, no set-uid binaries. ``exec`` is explicit
     because Docker's tmpfs default is noexec, and compiled programs run from here; user
@@ -74,8 +83,10 @@ def container_config(
     env: Mapping[str, str] | None = None,
     *,
     agent: bool = True,
+    lifetime_seconds: int,
 ) -> dict[str, Any]:
-    """A container that idles as an unprivileged keep-alive until we exec into it.
+    """A container that idles as an unprivileged keep-alive until we exec into it, for at
+    most ``lifetime_seconds`` (see ``keepalive_seconds``).
 
     With ``agent``, root in the container keeps CAP_SETUID and CAP_SETGID (and nothing
     else) so the agent, exec'd as root, can start commands as uid 1000. Docker gives a
@@ -86,11 +97,12 @@ def container_config(
     workspace_mb, tmp_mb = fit_tmpfs(limits.memory_mb, limits.workspace_size_mb, limits.tmp_size_mb)
     max_file = limits.max_file_size_mb * MIB
     # docker-init reaps zombies; `sleep` keeps the container up as nobody, so user code
-    # (uid 1000) can neither signal it nor take the container down.
+    # (uid 1000) can neither signal it nor take the container down early.
+    sleep = ["sleep", str(lifetime_seconds)]
     if agent:
-        user, keepalive = "0:0", ["setpriv", *DROP_TO_NOBODY, "sleep", "infinity"]
+        user, keepalive = "0:0", ["setpriv", *DROP_TO_NOBODY, *sleep]
     else:
-        user, keepalive = KEEPALIVE_USER, ["sleep", "infinity"]
+        user, keepalive = KEEPALIVE_USER, sleep
     return {
         "Image": image,
         "Cmd": keepalive,
@@ -129,7 +141,9 @@ def container_config(
                 WORKSPACE: _tmpfs(workspace_mb, "uid=1000", "gid=1000", "mode=0755"),
             },
             "RestartPolicy": {"Name": "no"},
-            "AutoRemove": False,
+            # Removed by the engine once the keep-alive ends: nothing is left of a session
+            # past its lifetime, even with no server. Adoption only wants running ones.
+            "AutoRemove": True,
             "LogConfig": {"Type": "none", "Config": {}},
         },
     }

@@ -10,6 +10,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from codebeaker_client.models import Command, CommandOutcome, SessionConfig, SessionEvent
@@ -27,6 +28,7 @@ from codebeaker.exceptions import (
     LimitExceededError,
     SessionNotFoundError,
     SessionTerminatedError,
+    UnsupportedLanguageError,
 )
 from codebeaker.metrics import (
     SESSIONS_CLOSED,
@@ -35,7 +37,7 @@ from codebeaker.metrics import (
     count_cell,
     count_command,
 )
-from codebeaker.runtimes import Runtime
+from codebeaker.runtimes import Runtime, RuntimeRegistry
 from codebeaker.sandbox.driver import (
     CANCELLED,
     CellRequest,
@@ -46,6 +48,7 @@ from codebeaker.sandbox.driver import (
 )
 from codebeaker.sessions.contexts import CodeContext, ContextRegistry, display_data
 from codebeaker.sessions.jobs import Job, JobState, take_turn
+from codebeaker.sessions.records import SessionRecord, SessionRecords
 from codebeaker.sessions.sandboxes import SandboxFactory
 from codebeaker.sessions.session import Lifecycle, Session, SessionObserver
 from codebeaker.settings import Settings
@@ -58,9 +61,13 @@ CANCEL_WAIT_SECONDS = 30.0  # session.cancel waits this long at most for what it
 
 
 class SessionManager:
-    def __init__(self, sandboxes: SandboxFactory, settings: Settings) -> None:
+    def __init__(
+        self, sandboxes: SandboxFactory, settings: Settings, records: SessionRecords | None = None
+    ) -> None:
         self._sandboxes = sandboxes
         self._settings = settings
+        self._records = records
+        """Where sessions are recorded for the next server to adopt (none: not at all)."""
         self._sessions: dict[str, Session] = {}
         self._starting: Counter[str] = Counter()
         """Sessions whose container is starting, by tenant."""
@@ -88,19 +95,94 @@ class SessionManager:
                 owner=session_id,
                 memory_mb=config.memory_limit_mb,
                 cpu_limit=config.cpu_limit,
+                lifetime_seconds=config.max_lifetime_minutes * 60,
             )
         finally:
             self._starting[tenant.name] -= 1
         contexts = ContextRegistry(session_id, driver, self._settings, config.env)
         session = Session(session_id, runtime, config, driver, contexts, tenant.name)
-        self._sessions[session_id] = session
+        if self._records is not None:
+            await self._records.add(self._record(session))
+        self._register(session)
         SESSIONS_CREATED.labels(language=runtime.name, tenant=session.tenant).inc()
-        if runtime.default_context and driver.hosts_contexts:
-            contexts.default(WORKSPACE)
         logger.info(
             "session {} created ({}, {})", session_id, runtime.name, driver.container_id[:12]
         )
         return session
+
+    def _register(self, session: Session) -> None:
+        self._sessions[session.id] = session
+        if self._records is not None:
+            session.on_activity = self._noted
+        if session.runtime.default_context and session.driver.hosts_contexts:
+            session.contexts.default(WORKSPACE)
+
+    def _noted(self, session: Session) -> None:
+        if self._records is not None:
+            self._records.note(session.id, session.last_activity, session.execution_count)
+
+    def _record(self, session: Session) -> SessionRecord:
+        return SessionRecord(
+            session_id=session.id,
+            tenant=session.tenant,
+            language=session.runtime.name,
+            config=session.config,
+            container_id=session.container_id,
+            driver=self._sandboxes.kind_of(session.driver),
+            created_at=session.created_at,
+            last_activity=session.last_activity,
+            execution_count=session.execution_count,
+        )
+
+    async def adopt(self, runtimes: RuntimeRegistry) -> builtins.list[str]:
+        """Take over the sessions an earlier server of this instance left running (killed,
+        or stopped with ``shutdown=keep``); their container ids. A record that cannot be
+        adopted is dropped (its container is then a leftover)."""
+        if self._records is None:
+            return []
+        entries = await self._records.all()
+        adopted = await asyncio.gather(*(self._adopt(entry, runtimes) for entry in entries))
+        return [container_id for container_id in adopted if container_id is not None]
+
+    async def _adopt(
+        self, entry: SessionRecord | tuple[str, str], runtimes: RuntimeRegistry
+    ) -> str | None:
+        assert self._records is not None
+        if isinstance(entry, tuple):
+            await self._records.forget(entry[0])
+            return None
+        record = entry
+        reason = record.expiry_reason(datetime.now(UTC))
+        try:
+            runtime = runtimes.get(record.language)
+        except UnsupportedLanguageError:
+            reason = f"language {record.language!r} is no longer served"
+        driver = None if reason else await self._sandboxes.adopt(record)
+        if driver is None:
+            logger.info("session {} not adopted: {}", record.session_id, reason or "see above")
+            await self._records.forget(record.session_id)
+            return None
+        contexts = ContextRegistry(record.session_id, driver, self._settings, record.config.env)
+        session = Session(
+            record.session_id, runtime, record.config, driver, contexts, tenant=record.tenant
+        )
+        session.resume(record.created_at, record.last_activity, record.execution_count)
+        self._register(session)
+        logger.info("session {} adopted ({})", session.id, driver.container_id[:12])
+        return driver.container_id
+
+    async def detach_all(self) -> builtins.list[str]:
+        """Shutdown with ``shutdown=keep``: let go of every session but leave its container
+        and record for the next server; their container ids. Running commands are cut."""
+        kept = [session.container_id for session in self._sessions.values()]
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for session in sessions:
+            session.transition(Lifecycle.CLOSING)
+            _end_watches(session, "server shutdown")
+            await session.driver.aclose()
+            session.transition(Lifecycle.CLOSED)
+        return kept
 
     def _check_quota(self, tenant: Tenant) -> None:
         """``maxSessions``: its open and starting sessions; ``retryAfter`` is when the
@@ -351,7 +433,13 @@ class SessionManager:
             await self._sandboxes.remove(session.driver)
         finally:
             session.transition(Lifecycle.CLOSED)
+            await self._forget(session)
         logger.info("session {} closed: {}", session_id, reason)
+
+    async def _forget(self, session: Session) -> None:
+        session.on_activity = None
+        if self._records is not None:
+            await self._records.forget(session.id)
 
     async def close_all(self) -> None:
         results = await asyncio.gather(
@@ -394,6 +482,7 @@ class SessionManager:
             await self._sandboxes.remove(session.driver)
         finally:
             session.transition(Lifecycle.CLOSED)
+            await self._forget(session)
         logger.warning("session {} terminated: {}", session.id, reason)
 
 

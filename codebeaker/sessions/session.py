@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Protocol
@@ -77,6 +78,8 @@ class Session:
         self._created = time.monotonic()
         self._touched = self._created
         self._lifecycle = Lifecycle.OPEN
+        self.on_activity: Callable[[Session], None] | None = None
+        """Told after every touch (the session records write clocks in batches)."""
 
     @property
     def inputs(self) -> list[StdinPipe]:
@@ -103,6 +106,17 @@ class Session:
     def touch(self) -> None:
         self.last_activity = datetime.now(UTC)
         self._touched = time.monotonic()
+        if self.on_activity is not None:
+            self.on_activity(self)
+
+    def resume(self, created_at: datetime, last_activity: datetime, execution_count: int) -> None:
+        """Adopted from an earlier server: the lifetime and idle clocks go on from these
+        wall-clock times (the time without a server counts as idle)."""
+        now_wall, now = datetime.now(UTC), time.monotonic()
+        self.created_at, self.last_activity = created_at, last_activity
+        self._created = now - max((now_wall - created_at).total_seconds(), 0.0)
+        self._touched = now - max((now_wall - last_activity).total_seconds(), 0.0)
+        self.execution_count = execution_count
 
     def idle_seconds(self, now: float | None = None) -> float:
         return 0.0 if self.running else (time.monotonic() if now is None else now) - self._touched

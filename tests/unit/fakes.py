@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import posixpath
+from collections.abc import Collection
 from typing import Any
 
 from codebeaker.exceptions import CommandFailedError, ContainerGoneError
@@ -158,6 +159,7 @@ class FakeSandboxes(SandboxFactory):
         owner: str,
         memory_mb: int,
         cpu_limit: float,
+        lifetime_seconds: float | None = None,
     ) -> Driver:
         if self.start_failure is not None:
             raise self.start_failure
@@ -174,7 +176,7 @@ class FakeSandboxes(SandboxFactory):
         await driver.aclose()
         self.removed.append(driver.container_id)
 
-    async def remove_leftovers(self) -> int:
+    async def remove_leftovers(self, keep: Collection[str] = ()) -> int:
         return 0
 
     async def aclose(self) -> None:

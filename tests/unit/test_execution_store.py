@@ -345,3 +345,8 @@ async def test_a_file_from_before_tenants_gains_the_column(tmp_path: Path) -> No
         assert await store.get("old", "alice") is None
     finally:
         await store.close()
+
+
+async def test_only_the_servers_user_may_read_the_file(store: ExecutionStore) -> None:
+    """It holds session records, each session's env included."""
+    assert store.path.stat().st_mode & 0o777 == 0o600
