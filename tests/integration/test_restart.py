@@ -9,11 +9,14 @@ killed or not, so nothing a killed server left can fail another test.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -171,11 +174,28 @@ async def test_kill_9_mid_conversation_then_the_next_server_adopts_the_session(
 
 
 async def test_sigterm_with_keep_leaves_sessions_for_the_next_server(
-    docker: aiodocker.Docker, servers: Start
+    docker: aiodocker.Docker, servers: Start, tmp_path: Path
 ) -> None:
+    """Through tenants: the adopted session is still its owner's, and only its owner's."""
+    keys = {"alice": secrets.token_urlsafe(16), "bob": secrets.token_urlsafe(16)}
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(
+        json.dumps(
+            [
+                {"name": name, "keySha256": hashlib.sha256(key.encode()).hexdigest()}
+                for name, key in keys.items()
+            ]
+        )
+    )
+
+    async def connect(server: ServerProcess, name: str) -> RpcClient:
+        headers = {"Authorization": f"Bearer {keys[name]}"}
+        return await RpcClient.connect(server.url, additional_headers=headers)
+
     instance = new_instance()
-    first = await servers(instance, CODEBEAKER_SHUTDOWN="keep")
-    client = await RpcClient.connect(first.url)
+    keyed = {"CODEBEAKER_API_KEYS_FILE": str(keys_file)}
+    first = await servers(instance, CODEBEAKER_SHUTDOWN="keep", **keyed)
+    client = await connect(first, "alice")
     created = await client.result("session.create", {"language": "python", "env": {"K": "v"}})
     sid, container_id = created["sessionId"], created["containerId"]
     await client.ok(sid, {"type": "write_file", "path": "/workspace/a.txt", "content": "kept"})
@@ -186,19 +206,25 @@ async def test_sigterm_with_keep_leaves_sessions_for_the_next_server(
     left = [info["Id"] for info in await instance_containers(docker, instance)]
     assert left == [container_id], left  # the pool's containers went
 
-    second = await servers(instance)
-    client = await RpcClient.connect(second.url)
+    second = await servers(instance, **keyed)
+    client = await connect(second, "alice")
+    other = await connect(second, "bob")
     try:
         assert (await summary(client, sid))["containerId"] == container_id
         assert await read_text(client, sid, "/workspace/a.txt") == "kept"
         envelope = await client.sh(sid, 'printf "$K"')  # the session's env came along
         assert envelope["result"]["stdout"] == "v", envelope
+        assert (await other.result("session.list"))["count"] == 0
+        command = {"type": "read_file", "path": "/workspace/a.txt"}
+        params = {"sessionId": sid, "command": command}
+        await other.error("session.execute", params, code=-32001)
     finally:
         await client.close()
+        await other.close()
     await stop_and_check(docker, second)
 
-    third = await servers(instance)  # removed by default, so nothing is left to adopt
-    client = await RpcClient.connect(third.url)
+    third = await servers(instance, **keyed)  # removed by default: nothing left to adopt
+    client = await connect(third, "alice")
     try:
         assert (await client.result("session.list"))["count"] == 0
     finally:
