@@ -15,7 +15,6 @@ from codebeaker_client.models.jsonrpc import RpcError
 from loguru import logger
 
 from codebeaker.exceptions import (
-    BatchTooLongError,
     CodeBeakerError,
     CommandFailedError,
     ContainerPausedError,
@@ -23,6 +22,7 @@ from codebeaker.exceptions import (
     ContextsUnsupportedError,
     ExecutionFinishedError,
     ExecutionNotFoundError,
+    FrameRefusedError,
     ImageMissingError,
     InputClosedError,
     InvalidParamsError,
@@ -64,7 +64,7 @@ KINDS: tuple[tuple[type[CodeBeakerError], int, int, str], ...] = (
     (SessionNotFoundError, -32001, 404, "session_not_found"),
     (SessionTerminatedError, -32002, 410, "session_terminated"),
     (UnsupportedLanguageError, -32003, 422, "unsupported_language"),
-    (BatchTooLongError, INVALID_REQUEST, 413, "limit_exceeded"),
+    (FrameRefusedError, INVALID_REQUEST, 413, "limit_exceeded"),
     (PayloadTooLargeError, -32004, 413, "limit_exceeded"),
     (LimitExceededError, -32004, 429, "limit_exceeded"),
     (SandboxUnavailableError, -32005, 503, "sandbox_unavailable"),

@@ -10,7 +10,9 @@
     ├── MalformedRequestError (ValueError)       a body or frame that is not JSON
     ├── LimitExceededError                       a server capacity limit
     │   ├── PayloadTooLargeError                 a body or frame over the size limit
-    │   └── BatchTooLongError                    a JSON-RPC batch over the item limit
+    │   └── FrameRefusedError                    a JSON-RPC frame refused whole (-32600)
+    │       ├── BatchTooLongError                a batch over the item limit
+    │       └── IdTooLongError                   a request id over its length limit
     ├── UnauthorizedError (PermissionError)      missing or wrong API key
     ├── InputClosedError                         session.input with no command reading
     ├── ContextNotFoundError (KeyError)          a code context the session does not have
@@ -43,6 +45,8 @@ __all__ = [
     "ContextsUnsupportedError",
     "ExecutionFinishedError",
     "ExecutionNotFoundError",
+    "FrameRefusedError",
+    "IdTooLongError",
     "ImageMissingError",
     "InputClosedError",
     "InvalidParamsError",
@@ -142,14 +146,29 @@ class PayloadTooLargeError(LimitExceededError):
         super().__init__(limit, f"{limit.replace('_', ' ')} is over {maximum} bytes")
 
 
-class BatchTooLongError(LimitExceededError):
-    """JSON-RPC answers a batch it will not run as one invalid request (-32600)."""
+class FrameRefusedError(LimitExceededError):
+    """A JSON-RPC frame refused whole, before anything in it runs: one invalid request
+    (-32600) with a null id."""
 
+
+class BatchTooLongError(FrameRefusedError):
     def __init__(self, items: int, maximum: int) -> None:
         super().__init__(
             "batch_items",
             f"a batch may hold at most {maximum} requests (CODEBEAKER_MAX_BATCH_ITEMS); "
             f"this one holds {items}",
+        )
+
+
+class IdTooLongError(FrameRefusedError):
+    """No reply could safely carry the id: a 15 MiB id echoed in every error beat the
+    reply budgets."""
+
+    def __init__(self, max_chars: int, max_json: int) -> None:
+        super().__init__(
+            "id_length",
+            f"a request id may be at most {max_chars} characters, {max_json} bytes as JSON "
+            "(quotes and escapes included); nothing in this frame was run",
         )
 
 

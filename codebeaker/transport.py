@@ -3,7 +3,9 @@
 What one connection can make the server hold is bounded: ``max_in_flight`` requests at
 once (every batch item counts; past it the connection is not read, and TCP pushes back),
 each reply at most ``max_reply_bytes``, and ``max_pending_reply_bytes`` of serialized
-replies not yet sent.
+replies not yet sent. An error that replaces a reply over a budget repeats only the
+request's id, which ``read_frame`` bounds (``MAX_ID_CHARS``), so it is always a few hundred
+bytes.
 """
 
 from __future__ import annotations

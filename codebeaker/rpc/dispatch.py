@@ -1,7 +1,8 @@
 """One WebSocket text frame in, at most one text frame out (JSON-RPC 2.0 via jsonrpcserver).
 
-A frame is read (``read_frame``: size, JSON, batch length), each request answered on its own
-(``answer``), and each reply serialized within the reply limit (``seal``). The transport
+A frame is read (``read_frame``: size, JSON, batch length, id length), each request charged
+to its tenant's rate, answered on its own and audited (``answer``), and each reply
+serialized within the reply limit (``seal``). The transport
 runs these steps itself so that every batch item counts against its in-flight cap;
 ``handle_frame`` strings them together for callers without a connection.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +22,12 @@ from jsonrpcserver import async_dispatch_to_serializable
 from jsonrpcserver.main import schema as request_schema
 
 from codebeaker.api.wire import clip, dumps
+from codebeaker.audit import AUDIT
 from codebeaker.errors import rpc_error
 from codebeaker.exceptions import (
     BatchTooLongError,
+    CodeBeakerError,
+    IdTooLongError,
     InvalidParamsError,
     LimitExceededError,
     MalformedRequestError,
@@ -39,6 +44,18 @@ __all__ = ["Frame", "answer", "dumps", "error_reply", "handle_frame", "join", "r
 METHOD_NOT_FOUND = -32601
 MAX_PARAMS_MEMBERS = 64
 """Every method takes a handful of named params: 300,000 unknown ones are refused whole."""
+MAX_ID_CHARS = 256
+"""A request ``id`` is echoed in every reply, including every error that replaces one over
+a budget: a 15 MiB id would make each of those 15 MiB. At most this many characters, and
+``MAX_ID_JSON`` bytes as JSON (escapes count), so such an error always fits the smallest
+budget (1 KiB)."""
+MAX_ID_JSON = MAX_ID_CHARS + 2
+UNANSWERED_KINDS: dict[Any, str] = {
+    -32700: "parse_error",
+    -32600: "invalid_request",
+    METHOD_NOT_FOUND: "method_not_found",
+}
+"""The audit outcome of a request jsonrpcserver refused before any method ran."""
 
 validate_request = fastjsonschema.compile(request_schema)
 """jsonrpcserver's own request schema, compiled: the same rules ~20x faster than jsonschema,
@@ -76,10 +93,26 @@ def read_frame(text: str, settings: Settings) -> Frame:
     except RecursionError:  # nested too deeply for the parser: still a parse error
         return Frame(reply=error_reply(MalformedRequestError("the frame is nested too deeply")))
     if not isinstance(parsed, list) or not parsed:  # an empty batch is one invalid request
-        return Frame(requests=[parsed])
-    if len(parsed) > settings.max_batch_items:
+        requests = [parsed]
+    elif len(parsed) > settings.max_batch_items:
         return Frame(reply=error_reply(BatchTooLongError(len(parsed), settings.max_batch_items)))
-    return Frame(requests=parsed, batch=True)
+    else:
+        requests = parsed
+    if any(_id_too_long(request) for request in requests):
+        return Frame(reply=error_reply(IdTooLongError(MAX_ID_CHARS, MAX_ID_JSON)))
+    return Frame(requests=requests, batch=isinstance(parsed, list) and bool(parsed))
+
+
+def _id_too_long(request: Any) -> bool:
+    if not isinstance(request, dict) or "id" not in request:
+        return False
+    value = request["id"]
+    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+        return True  # before writing megabytes of it as JSON
+    try:  # an object or array is no valid id, but a small one gets jsonrpcserver's answer
+        return len(dumps(value)) > MAX_ID_JSON
+    except (ValueError, RecursionError):
+        return True
 
 
 async def answer(
@@ -88,21 +121,37 @@ async def answer(
     notify: Notify = nowhere,
     watches: Watches | None = None,
 ) -> Any:
-    """The reply to one request (not yet serialized); None for a notification."""
+    """The reply to one request (not yet serialized); None for a notification. Every
+    request, valid or not, is charged to its tenant's rate first and leaves one audit line."""
     if isinstance(request, list):  # a batch inside a batch is one invalid request (-32600)
         request = None
-    request_id = request.get("id") if isinstance(request, dict) else None
-    params = request.get("params") if isinstance(request, dict) else None
-    if isinstance(params, dict) and len(params) > MAX_PARAMS_MEMBERS:
-        # refused before jsonrpcserver and pydantic copy and check every member
-        if "id" not in request:
+    started = time.monotonic()
+    call = Call(service, request.get("id") if isinstance(request, dict) else None, notify, watches)
+    reply = await _answer(request, call)
+    method = request.get("method") if isinstance(request, dict) else None
+    AUDIT.record(
+        tenant=call.tenant.name,
+        door="jsonrpc",
+        method=clip(method) if isinstance(method, str) else "(invalid request)",
+        session_id=call.trace.session_id,
+        command=call.trace.command,
+        outcome=call.trace.outcome or _unanswered(reply),
+        started=started,
+    )
+    return reply
+
+
+async def _answer(request: Any, call: Call) -> Any:
+    notification = isinstance(request, dict) and "id" not in request
+    try:
+        call.tenant.admit()
+        _check_params(request)
+    except CodeBeakerError as exc:  # refused before jsonrpcserver and pydantic see it
+        refusal = rpc_error(exc)
+        call.trace.outcome = refusal.data.kind
+        if notification:
             return None
-        message = (
-            f"params has {len(params)} members; no method takes more than {MAX_PARAMS_MEMBERS}"
-        )
-        exc = InvalidParamsError.single(["params"], message)
-        return RpcErrorResponse(id=request_id, error=rpc_error(exc)).to_wire()
-    call = Call(service, request_id, notify, watches)
+        return RpcErrorResponse(id=call.request_id, error=refusal).to_wire()
     reply = await async_dispatch_to_serializable(
         "", METHODS, context=call, deserializer=lambda _: request, validator=validate_request
     )
@@ -111,6 +160,25 @@ async def answer(
         # jsonrpcserver repeats the method name: never megabytes of it
         error["data"] = clip(str(error.get("data", "")))
     return reply
+
+
+def _check_params(request: Any) -> None:
+    """Refuse more params than any method takes before jsonrpcserver and pydantic copy and
+    check every member."""
+    params = request.get("params") if isinstance(request, dict) else None
+    if isinstance(params, dict) and len(params) > MAX_PARAMS_MEMBERS:
+        message = (
+            f"params has {len(params)} members; no method takes more than {MAX_PARAMS_MEMBERS}"
+        )
+        raise InvalidParamsError.single(["params"], message)
+
+
+def _unanswered(reply: Any) -> str:
+    """The audit outcome of a request no method ran: what jsonrpcserver answered."""
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if not isinstance(error, dict):
+        return "not_run"  # a notification no method ran gets no reply
+    return UNANSWERED_KINDS.get(error.get("code"), "invalid_request")
 
 
 def seal(reply: Any, settings: Settings) -> str:

@@ -1,10 +1,10 @@
-"""The JSON-RPC methods: each charges its tenant's rate, validates its params model, calls
-the service on the tenant's behalf, and leaves one line in the audit log."""
+"""The JSON-RPC methods: each validates its params model, calls the service on the tenant's
+behalf, and notes on its ``Call`` what the request's audit line names (``dispatch.answer``
+charges the tenant's rate and writes that line for every request, a method's or not)."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -41,7 +41,6 @@ from jsonrpcserver import Error, Result, Success
 from pydantic import BaseModel
 
 from codebeaker.api.wire import parse
-from codebeaker.audit import AUDIT
 from codebeaker.errors import describe
 from codebeaker.exceptions import InvalidParamsError
 from codebeaker.rpc.streaming import Notify, OutputForwarder, nowhere
@@ -49,11 +48,22 @@ from codebeaker.rpc.watch import Watches
 from codebeaker.service import SandboxService
 from codebeaker.tenants import CURRENT_TENANT, Tenant
 
-__all__ = ["METHODS", "Call"]
+__all__ = ["METHODS", "Call", "Trace"]
 
 P = TypeVar("P", bound=BaseModel)
 Handler = Callable[["Call", Any], Awaitable[Result]]
 Typed = Callable[["Call", P], Awaitable[WireModel]]
+
+
+@dataclass
+class Trace:
+    """What a request's audit line names beyond its method, filled in by the method that
+    ran it; ``outcome`` stays None for a request no method ran."""
+
+    outcome: str | None = None
+    """``ok`` or the error's kind."""
+    session_id: str | None = None
+    command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class Call:
     """The connection's watches (``session.watch``); None off a connection."""
     tenant: Tenant = field(default_factory=CURRENT_TENANT.get)
     """Set by the auth middleware for the connection; the local tenant off one."""
+    trace: Trace = field(default_factory=Trace)
 
 
 METHODS: dict[str, Handler] = {}
@@ -79,11 +90,9 @@ def _method(name: str, params_model: type[P]) -> Callable[[Typed[P]], Handler]:
 
     def decorate(handler: Typed[P]) -> Handler:
         async def method(call: Call, *args: Any, **params: Any) -> Result:
-            started = time.monotonic()
             parsed: BaseModel | None = None
             result: WireModel | None = None
             try:
-                call.tenant.admit()
                 if args:
                     raise InvalidParamsError.single(
                         ["params"], "params must be an object (by name), not an array", "type_error"
@@ -96,16 +105,11 @@ def _method(name: str, params_model: type[P]) -> Callable[[Typed[P]], Handler]:
                 described = describe(exc)
                 outcome = Error(described.code, described.message, described.data.to_wire())
                 kind = described.data.kind
-            AUDIT.record(
-                tenant=call.tenant.name,
-                door="jsonrpc",
-                method=name,
-                session_id=getattr(parsed, "session_id", None)
-                or getattr(result, "session_id", None),
-                command=_command_type(parsed),
-                outcome=kind,
-                started=started,
+            call.trace.outcome = kind
+            call.trace.session_id = getattr(parsed, "session_id", None) or getattr(
+                result, "session_id", None
             )
+            call.trace.command = _command_type(parsed)
             return outcome
 
         METHODS[name] = method

@@ -115,6 +115,9 @@ async def test_echoes_and_error_lists_are_capped_and_always_json(
         "deep_batch": "[" + "[" * 900 + "]" * 900 + "]",
         "huge_id": '{"jsonrpc":"2.0","id":1e400,"method":"session.list"}',
         "nan_id": '{"jsonrpc":"2.0","id":NaN,"method":"session.list"}',
+        # every reply and every budget error repeated the id: 40 of these took 1.2 GB
+        "long_id": json.dumps(request("x", id_="i" * (4 * MIB))),
+        "long_id_in_batch": json.dumps([request("session.list"), request("x", id_=10**4000)]),
     }
     replies: dict[str, Any] = {}
     async with bystander(server), peak_rss(server):
@@ -130,6 +133,10 @@ async def test_echoes_and_error_lists_are_capped_and_always_json(
     for name in ("deep", "deep_params", "huge_id", "nan_id"):
         assert replies[name]["error"]["code"] == -32700, (name, replies[name])
     assert [item["error"]["code"] for item in replies["deep_batch"]] == [-32600]
+    for name in ("long_id", "long_id_in_batch"):
+        assert replies[name]["id"] is None, name
+        assert replies[name]["error"]["code"] == -32600, (name, replies[name])
+        assert replies[name]["error"]["data"]["limit"] == "id_length", (name, replies[name])
 
 
 async def test_half_open_connections_are_capped_and_timed_out(

@@ -286,6 +286,38 @@ async def test_requests_per_second_counts_every_batch_item_and_request(
         await carol_rest.aclose()
 
 
+async def test_requests_no_method_runs_are_charged_and_audited_too(
+    keyed: Keyed, clients: dict[str, RpcClient]
+) -> None:
+    """Unknown methods and invalid requests were answered free and unlogged, at any rate."""
+    carol = clients["carol"]
+    await asyncio.sleep(1.5)  # a full bucket
+    batch: list[Any] = [{"jsonrpc": "2.0", "id": 2000 + n, "method": "no.such"} for n in range(8)]
+    batch += [{"jsonrpc": "2.0", "id": 2100}, 42]
+    await carol.send_raw(json.dumps(batch))
+    replies = await carol.recv_raw(10)
+    assert isinstance(replies, list), replies
+    assert len(replies) == 10, replies
+    refused = [
+        reply["error"]
+        for reply in replies
+        if isinstance(reply["error"].get("data"), dict)
+        and reply["error"]["data"].get("limit") == "requests_per_second"
+    ]
+    assert len(refused) >= 10 - CAROL_RATE - 1, replies
+    assert all(0 < error["data"]["retryAfter"] <= 1 / CAROL_RATE for error in refused)
+
+    async def audited() -> bool:
+        lines = [line for line in keyed.audit_lines() if line["tenant"] == "carol"]
+        unknown = [line for line in lines if line["method"] == "no.such"]
+        invalid = [line for line in lines if line["method"] == "(invalid request)"]
+        return len(unknown) >= 8 and len(invalid) >= 2
+
+    assert await wait_until(audited, 10, 0.2), keyed.audit_lines()[-12:]
+    await asyncio.sleep(1.5)
+    assert (await carol.result("session.list"))["count"] == 0
+
+
 async def test_the_audit_log_has_one_line_per_request_and_no_content(
     keyed: Keyed, clients: dict[str, RpcClient]
 ) -> None:

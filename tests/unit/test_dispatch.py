@@ -1,17 +1,24 @@
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from codebeaker.audit import AUDIT
 from codebeaker.rpc import handle_frame
-from codebeaker.rpc.dispatch import MAX_PARAMS_MEMBERS, seal
+from codebeaker.rpc.dispatch import MAX_ID_CHARS, MAX_ID_JSON, MAX_PARAMS_MEMBERS, seal
 from codebeaker.runtimes import RUNTIMES
 from codebeaker.service import SandboxService
 from codebeaker.settings import Settings
-from codebeaker.tenants import LOCAL
+from codebeaker.tenants import CURRENT_TENANT, LOCAL, Tenant, TokenBucket
 from tests.unit.fakes import FakeService
+
+
+def over_rate(error: dict[str, Any]) -> bool:
+    data = error.get("data")
+    return isinstance(data, dict) and data.get("limit") == "requests_per_second"
 
 
 @pytest.fixture
@@ -354,3 +361,102 @@ async def test_deep_nesting_inside_batches_and_params_is_answered(
     reply = json.loads(text)
     first = reply[0] if isinstance(reply, list) else reply
     assert first["error"]["code"] in (-32700, -32600, -32602), first
+
+
+@pytest.mark.parametrize(
+    "long_id",
+    ["i" * (MAX_ID_CHARS + 1), "\0" * 43, 10**300, {"k": "v" * 300}],
+)
+async def test_a_request_id_over_the_bound_is_refused_before_anything_runs(
+    service: SandboxService, long_id: Any
+) -> None:
+    """Every reply repeats the id: a 15 MiB one made each budget error 15 MiB."""
+    roomy = FakeService(Settings(max_message_bytes=200_000, data_dir=service.settings.data_dir))
+    for message in (
+        req("session.create", {"language": "python"}, long_id),
+        [req("session.list", id_=1), req("session.create", {"language": "python"}, long_id)],
+    ):
+        reply = await ask(roomy, message)
+        assert isinstance(reply, dict), reply  # one error for the whole frame
+        assert reply["id"] is None
+        assert reply["error"]["code"] == -32600
+        assert reply["error"]["data"] == {"kind": "limit_exceeded", "limit": "id_length"}
+        assert f"at most {MAX_ID_CHARS} characters" in reply["error"]["message"]
+    assert roomy.list_sessions(tenant=LOCAL).count == 0
+
+
+@pytest.mark.parametrize("fits", ["i" * MAX_ID_CHARS, "é" * 42, -(10**255), {"k": 1}])
+async def test_an_id_within_the_bound_is_answered_as_before(
+    service: SandboxService, fits: Any
+) -> None:
+    reply = await ask(service, req("session.list", id_=fits))
+    if isinstance(fits, dict):  # no valid id: jsonrpcserver's invalid request
+        assert reply["error"]["code"] == -32600
+        assert reply["error"]["data"] != {"kind": "limit_exceeded", "limit": "id_length"}
+    else:
+        assert reply["id"] == fits
+        assert "result" in reply
+
+
+def test_an_error_replacing_a_reply_fits_the_smallest_budget() -> None:
+    settings = Settings(max_reply_bytes=1024)  # the least the setting allows
+    worst = "\0" * ((MAX_ID_JSON - 2) // 6)  # each written as \\u0000
+    text = seal({"jsonrpc": "2.0", "id": worst, "result": {"stdout": "x" * 2000}}, settings)
+    assert json.loads(text)["error"]["data"]["limit"] == "reply_size"
+    assert len(text) < 1024
+
+
+@pytest.fixture
+def audit_log(tmp_path: Path) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    path = tmp_path / "audit.jsonl"
+    AUDIT.open(path)
+
+    def lines() -> list[dict[str, Any]]:
+        AUDIT.close()  # writes what is queued
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    try:
+        yield lines
+    finally:
+        AUDIT.close()
+
+
+async def test_every_request_is_charged_once_and_audited_method_or_not(
+    service: SandboxService, audit_log: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """Unknown methods and invalid requests were answered free and unlogged: 4,000 a
+    second past a rate of 20."""
+    tenant = Tenant("carol", requests_per_second=3, bucket=TokenBucket(3))
+    token = CURRENT_TENANT.set(tenant)
+    try:
+        unknown = [req("no.such", id_=n) for n in range(5)]
+        replies = await ask(service, [*unknown, {"jsonrpc": "2.0", "id": 9}, 42])
+    finally:
+        CURRENT_TENANT.reset(token)
+    errors = [reply["error"] for reply in replies]
+    refused = [error for error in errors if over_rate(error)]
+    assert len(refused) == 7 - 3, errors  # a burst of 3, then nothing
+    assert all(0 < error["data"]["retryAfter"] <= 1 / 3 for error in refused)
+    assert sum(error["code"] == -32601 for error in errors) + len(refused) >= 5
+    lines = audit_log()
+    assert len(lines) == 7
+    assert {line["tenant"] for line in lines} == {"carol"}
+    assert sum(line["outcome"] == "limit_exceeded" for line in lines) == 4
+    assert {line["outcome"] for line in lines} <= {
+        "limit_exceeded",
+        "method_not_found",
+        "invalid_request",
+    }
+    assert {line["method"] for line in lines} == {"no.such", "(invalid request)"}
+
+
+async def test_a_method_call_is_charged_once(service: SandboxService) -> None:
+    """The method itself no longer charges: three calls fit a burst of three."""
+    tenant = Tenant("carol", requests_per_second=3, bucket=TokenBucket(3))
+    token = CURRENT_TENANT.set(tenant)
+    try:
+        replies = await ask(service, [req("session.list", id_=n) for n in range(4)])
+    finally:
+        CURRENT_TENANT.reset(token)
+    assert ["result" in reply for reply in replies] == [True, True, True, False], replies
+    assert over_rate(replies[3]["error"])
