@@ -205,7 +205,7 @@ class SandboxService:
         if kept:
             logger.info("CodeBeaker stopped; {} session container(s) kept for adoption", len(kept))
         else:
-            logger.info("CodeBeaker stopped; no container of ours is left")
+            logger.info("CodeBeaker stopped")  # what it could not remove is logged above
 
     async def _remove_leftovers(self, when: str, keep: list[str]) -> None:
         try:

@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -248,10 +248,13 @@ class DockerBackend:
             containers = await self.client.containers.list(all=True, filters=json.dumps(filters))
         return [str(container.id) for container in containers]
 
-    async def remove_labelled(self, labels: Mapping[str, str]) -> int:
-        """Remove every container carrying all these labels; returns how many went. One
-        that cannot be removed now is logged and left (the next start tries again)."""
-        ids = await self.labelled(labels)
+    async def remove_labelled(self, labels: Mapping[str, str], keep: Collection[str] = ()) -> int:
+        """Remove every container carrying all these labels but those in ``keep``; returns
+        how many went. One that cannot be removed now is logged and left (the next start
+        tries again)."""
+        ids = [
+            container_id for container_id in await self.labelled(labels) if container_id not in keep
+        ]
         outcomes = await asyncio.gather(
             *(self.remove_container(container_id) for container_id in ids),
             return_exceptions=True,

@@ -271,11 +271,7 @@ class SandboxFactory:
     async def remove_leftovers(self, keep: Collection[str] = ()) -> int:
         """Containers of an earlier run of this instance that nobody can reach any more:
         all but ``keep`` (adopted sessions, or those kept for the next server)."""
-        doomed = [
-            cid for cid in await self.backend.labelled(self.owned_labels()) if cid not in keep
-        ]
-        await asyncio.gather(*(self.backend.remove_container(cid) for cid in doomed))
-        return len(doomed)
+        return await self.backend.remove_labelled(self.owned_labels(), keep)
 
     async def engine_ok(self) -> bool:
         return await self.backend.ping()
