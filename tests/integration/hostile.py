@@ -5,7 +5,7 @@ quickly, and the server's memory stays bounded.
 ``true`` in it every 0.2 s while the attack goes on; on leaving, every call must have answered
 (no error) within ``BYSTANDER_LIMIT_SECONDS``. ``server_rss_mb(server)`` reads the server
 process's resident memory from ``/proc``; ``assert_rss_below`` checks it against the issue's
-bound.
+bound once, ``async with peak_rss(server)`` checks its peak over a block.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "Bystander",
     "assert_rss_below",
     "bystander",
+    "peak_rss",
     "server_rss_mb",
 ]
 
@@ -60,6 +61,28 @@ def server_rss_mb(server: ServerProcess) -> float:
 def assert_rss_below(server: ServerProcess, limit_mb: float = RSS_LIMIT_MB) -> None:
     rss = server_rss_mb(server)
     assert rss < limit_mb, f"server RSS {rss:.0f} MiB, over {limit_mb:.0f} MiB"
+
+
+@contextlib.asynccontextmanager
+async def peak_rss(server: ServerProcess) -> AsyncIterator[list[float]]:
+    """Sample the server's resident memory every 50 ms during the block; its peak must
+    stay under the issue's bound (memory freed by the end would hide a spike)."""
+    samples: list[float] = []
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            samples.append(server_rss_mb(server))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield samples
+    finally:
+        stop.set()
+        await task
+    assert max(samples) < RSS_LIMIT_MB, f"server RSS peaked at {max(samples):.0f} MiB"
 
 
 @contextlib.asynccontextmanager

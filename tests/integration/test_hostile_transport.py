@@ -4,41 +4,17 @@ session on another connection keeps answering and the server's memory stays smal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import websockets
 
 from .conftest import MIB, ServerFactory, ServerProcess, http_get
-from .hostile import RSS_LIMIT_MB, bystander, server_rss_mb
+from .hostile import bystander, peak_rss
 
 NULS = "import sys; sys.stdout.write(chr(0) * (1 << 20))"
-
-
-@contextlib.asynccontextmanager
-async def peak_rss(server: ServerProcess) -> AsyncIterator[list[float]]:
-    """Sample the server's resident memory every 50 ms during the block; its peak must
-    stay under the issue's bound (memory freed by the end would hide a spike)."""
-    samples: list[float] = []
-    stop = asyncio.Event()
-
-    async def sample() -> None:
-        while not stop.is_set():
-            samples.append(server_rss_mb(server))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.05)
-
-    task = asyncio.create_task(sample())
-    try:
-        yield samples
-    finally:
-        stop.set()
-        await task
-    assert max(samples) < RSS_LIMIT_MB, f"server RSS peaked at {max(samples):.0f} MiB"
 
 
 async def exchange(server: ServerProcess, frame: str, timeout: float = 30) -> tuple[str, float]:
