@@ -72,7 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             AUDIT.close()
 
-    keyed = settings.api_key is not None or settings.api_keys_file is not None
     app = FastAPI(
         title="CodeBeaker",
         version=__version__,
@@ -85,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,  # a trailing slash is a 404 problem, not a redirect
         routes=[
             *router.routes,
-            Route("/metrics", metrics_endpoint(settings.metrics_key, keyed=keyed)),
+            Route("/metrics", metrics_endpoint(settings.metrics_key, keyed=tenants.required)),
             WebSocketRoute(JSONRPC_PATH, jsonrpc_socket),
             WebSocketRoute("/ws", terminal_socket),
             WebSocketRoute("/ws/session/{sessionId:path}", pending_run_socket),
